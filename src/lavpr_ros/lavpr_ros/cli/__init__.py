@@ -1,0 +1,1 @@
+"""The ``lavpr`` command: evaluation, bag tools, benchmarks, data and map tools."""

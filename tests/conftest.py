@@ -1,0 +1,49 @@
+"""Shared test set-up: an isolated ROS domain per run and process fixtures that never leak."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_ros_domain() -> Iterator[None]:
+    """Every test run gets its own ROS_DOMAIN_ID and localhost-only discovery."""
+    from lavpr_ros.graph.ros_env import isolated_ros_env
+
+    saved = dict(os.environ)
+    os.environ.update(isolated_ros_env())
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture
+def procs() -> Iterator[object]:
+    """A ProcessGroup whose processes are stopped after the test, pass or fail."""
+    from lavpr_ros.graph.processes import ProcessGroup
+
+    group = ProcessGroup()
+    try:
+        yield group
+    finally:
+        group.stop_all()
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The real datasets (LAVPR_DATA or ../shared/data); tests needing them skip without."""
+    from lavpr_ros.core.data_location import DataNotFoundError
+    from lavpr_ros.core.data_location import data_root as _root
+
+    try:
+        return _root()
+    except DataNotFoundError as exc:
+        pytest.skip(str(exc))
