@@ -1,0 +1,661 @@
+"""The persistent map of places: descriptors in a faiss index plus stamps, poses and text.
+
+Ids are rows (0, 1, 2, ...), so the faiss index, the float32 descriptor copy (which sequence
+matching needs in full) and the SQLite metadata never need an id translation table. Maps are
+saved as a directory that is swapped in atomically, so a robot killed mid-save keeps a map.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import yaml
+
+from .manifest import sha256_file
+
+FORMAT_VERSION = 1
+INDEX_TYPES = ("flat", "hnsw", "ivfpq")
+FILES = ("index.faiss", "places.sqlite", "descriptors.npy")
+MANIFEST = "manifest.yaml"
+SAVING_SUFFIX = ".saving"  # sibling dir being written
+ASIDE_SUFFIX = ".old"  # previous map moved aside during the swap
+# IVF-PQ k-means wants ~39 points per centroid (faiss warns below that), and PQ's 256 codes too.
+_MIN_POINTS_PER_CENTROID = 39
+_PQ_CODES = 256
+_IVF_REFINE = 8  # IVF-PQ candidates per result, re-scored exactly with the float copy
+
+
+class MapFormatError(ValueError):
+    """A saved map whose files are missing, corrupt or inconsistent (names the file)."""
+
+
+class MapMismatchError(ValueError):
+    """A saved map built with another model or descriptor dimension than the current encoder."""
+
+
+@dataclass
+class Place:
+    """One mapped place; ``pose`` is (x, y, z, qx, qy, qz, qw) in the map frame, or None."""
+
+    id: int
+    stamp: float
+    pose: np.ndarray | None
+    description: str = ""
+
+
+class _PlacesView:
+    """Iterable/sized view of the places (also callable, so ``m.places()`` works too)."""
+
+    def __init__(self, owner: PlaceMap) -> None:
+        self._owner = owner
+
+    def __iter__(self) -> Iterator[Place]:
+        return (self._owner.get(i) for i in range(len(self._owner)))
+
+    def __len__(self) -> int:
+        return len(self._owner)
+
+    def __call__(self) -> _PlacesView:
+        return self
+
+
+def _validate_pose(pose: Any) -> np.ndarray | None:
+    if pose is None:
+        return None
+    p = np.asarray(pose, dtype=np.float64)
+    if p.shape != (7,):
+        raise ValueError(f"pose must have shape (7,) (x, y, z, qx, qy, qz, qw), got {p.shape}")
+    if not np.isfinite(p).all():
+        raise ValueError(f"pose has non-finite values: {p.tolist()}")
+    qn = float(np.linalg.norm(p[3:]))
+    if qn < 1e-9:
+        raise ValueError(f"pose quaternion is zero: {p[3:].tolist()}")
+    p = p.copy()
+    p[3:] /= qn
+    return p
+
+
+class PlaceMap:
+    """Places with L2-normalised descriptors, searchable by cosine similarity.
+
+    ``index_type``: ``flat`` (exact inner product), ``hnsw`` (graph, approximate) or ``ivfpq``
+    (compressed; trained once ``ivf_train_size`` places exist, exact search until then, and its
+    candidates are re-scored exactly so the scores returned are always true cosines).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        model_id: str,
+        index_type: str = "flat",
+        frame_id: str = "map",
+        hnsw_m: int = 32,
+        ivf_nlist: int = 1024,
+        pq_m: int = 16,
+        ivf_nprobe: int = 16,
+        hnsw_ef_search: int = 128,
+        hnsw_ef_construction: int = 40,
+    ) -> None:
+        if int(dim) <= 0:
+            raise ValueError(f"dim must be positive, got {dim}")
+        if index_type not in INDEX_TYPES:
+            raise ValueError(
+                f"index_type must be one of {', '.join(INDEX_TYPES)}, got {index_type!r}"
+            )
+        if not model_id:
+            raise ValueError("model_id must be a non-empty string")
+        if index_type == "ivfpq" and dim % pq_m:
+            raise ValueError(f"dim {dim} is not divisible by pq_m {pq_m} (needed by IVF-PQ)")
+        self.dim = int(dim)
+        self.model_id = str(model_id)
+        self.index_type = index_type
+        self.frame_id = frame_id
+        self.hnsw_m = int(hnsw_m)
+        self.ivf_nlist = int(ivf_nlist)
+        self.pq_m = int(pq_m)
+        self.ivf_nprobe = int(ivf_nprobe)
+        self.hnsw_ef_search = int(hnsw_ef_search)
+        self.hnsw_ef_construction = int(hnsw_ef_construction)
+        self.tags: dict[str, str] = {}
+        self.created = time.time()
+        self._n = 0
+        self._desc = np.zeros((0, self.dim), dtype=np.float32)
+        self._stamps = np.zeros(0, dtype=np.float64)
+        self._poses = np.zeros((0, 7), dtype=np.float64)
+        self._has_pose = np.zeros(0, dtype=bool)
+        self._text: list[str] = []
+        self._monotone = True  # stamps non-decreasing: stamp exclusion is an id prefix
+        self.index = self._new_index()
+
+    # ----------------------------------------------------------------- index
+    @property
+    def ivf_train_size(self) -> int:
+        """Places needed before the IVF-PQ index is trained (exact search until then)."""
+        return _MIN_POINTS_PER_CENTROID * max(self.ivf_nlist, _PQ_CODES)
+
+    def _new_index(self) -> faiss.Index:
+        if self.index_type == "flat":
+            return faiss.IndexFlatIP(self.dim)
+        if self.index_type == "hnsw":
+            index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = self.hnsw_ef_construction
+            index.hnsw.efSearch = self.hnsw_ef_search
+            return index
+        quantizer = faiss.IndexFlatIP(self.dim)
+        index = faiss.IndexIVFPQ(
+            quantizer, self.dim, self.ivf_nlist, self.pq_m, 8, faiss.METRIC_INNER_PRODUCT
+        )
+        index.own_fields = True
+        quantizer.this.disown()  # the index owns (and frees) its quantizer
+        index.nprobe = self.ivf_nprobe
+        return index
+
+    def _index_ready(self) -> bool:
+        return bool(self.index.is_trained) and self.index.ntotal == self._n
+
+    def _index_add(self, start: int) -> None:
+        """Bring the faiss index up to date with rows ``start:`` (training IVF-PQ when due)."""
+        if self.index_type == "ivfpq" and not self.index.is_trained:
+            if self._n < self.ivf_train_size:
+                return
+            sample = self._desc[: self._n]
+            cap = self.ivf_train_size  # k-means cost grows with points; a sample suffices
+            if self._n > cap:
+                pick = np.random.default_rng(0).choice(self._n, cap, replace=False)
+                sample = sample[np.sort(pick)]
+            self.index.train(sample)
+            start = 0
+        self.index.add(self._desc[start : self._n])
+
+    # ----------------------------------------------------------------- adding
+    def _grow(self, extra: int) -> None:
+        need = self._n + extra
+        cap = len(self._desc)
+        if need <= cap:
+            return
+        new_cap = max(need, 2 * cap, 64)
+        desc = np.zeros((new_cap, self.dim), dtype=np.float32)
+        desc[: self._n] = self._desc[: self._n]
+        stamps = np.zeros(new_cap, dtype=np.float64)
+        stamps[: self._n] = self._stamps[: self._n]
+        poses = np.full((new_cap, 7), np.nan, dtype=np.float64)
+        poses[: self._n] = self._poses[: self._n]
+        has = np.zeros(new_cap, dtype=bool)
+        has[: self._n] = self._has_pose[: self._n]
+        self._desc, self._stamps, self._poses, self._has_pose = desc, stamps, poses, has
+
+    def _check_descriptors(self, x: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+        """(rows as float32, their L2 norms); refuses wrong shape, NaN/inf and zero rows."""
+        arr = np.asarray(x, dtype=np.float32)
+        if arr.ndim != 2 or arr.shape[1] != self.dim:
+            raise ValueError(f"{what} must have shape (N, {self.dim}), got {arr.shape}")
+        bad = ~np.isfinite(arr).all(axis=1)
+        if bad.any():
+            rows = np.flatnonzero(bad)[:10].tolist()
+            raise ValueError(f"{what} has NaN/inf values (rows {rows})")
+        norms = np.linalg.norm(arr, axis=1)
+        if (norms <= 1e-12).any():
+            rows = np.flatnonzero(norms <= 1e-12)[:10].tolist()
+            raise ValueError(f"{what} is all-zero (rows {rows}); it has no direction to match")
+        return arr, norms
+
+    def add(self, descriptor: Any, stamp: float, pose: Any = None, description: str = "") -> int:
+        """Add one place; returns its id. Nothing is stored if any argument is invalid."""
+        d = np.asarray(descriptor, dtype=np.float32)
+        if d.shape != (self.dim,):
+            raise ValueError(f"descriptor must have shape ({self.dim},), got {d.shape}")
+        poses = None if pose is None else [pose]
+        return self.add_batch(d[None], [stamp], poses, [description])[0]
+
+    def add_batch(
+        self,
+        descriptors: Any,
+        stamps: Sequence[float] | np.ndarray,
+        poses: Sequence[Any] | None = None,
+        descriptions: Sequence[str] | None = None,
+    ) -> list[int]:
+        """Add many places at once (one faiss call); all-or-nothing validation."""
+        x, norms = self._check_descriptors(descriptors, "descriptor")
+        n = len(x)
+        st = np.asarray(stamps, dtype=np.float64).reshape(-1)
+        if len(st) != n:
+            raise ValueError(f"got {n} descriptors but {len(st)} stamps")
+        if not np.isfinite(st).all():
+            raise ValueError("stamp must be a finite number of seconds")
+        if poses is not None and len(poses) != n:
+            raise ValueError(f"got {n} descriptors but {len(poses)} poses")
+        vp = [None] * n if poses is None else [_validate_pose(p) for p in poses]
+        texts = [""] * n if descriptions is None else [str(t) for t in descriptions]
+        if len(texts) != n:
+            raise ValueError(f"got {n} descriptors but {len(texts)} descriptions")
+        if n == 0:
+            return []
+        start = self._n
+        self._grow(n)
+        end = start + n
+        self._desc[start:end] = x
+        self._desc[start:end] /= norms[:, None]  # in place: no second copy of a big batch
+        self._stamps[start:end] = st
+        for i, p in enumerate(vp):
+            if p is not None:
+                self._poses[start + i] = p
+                self._has_pose[start + i] = True
+        self._text.extend(texts)
+        prev = self._stamps[start - 1] if start else -math.inf
+        self._monotone = self._monotone and bool(st[0] >= prev) and bool((np.diff(st) >= 0).all())
+        self._n = end
+        self._index_add(start)
+        return list(range(start, end))
+
+    # ----------------------------------------------------------------- access
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def last_id(self) -> int | None:
+        """Id of the newest place, or None for an empty map."""
+        return self._n - 1 if self._n else None
+
+    @property
+    def descriptors(self) -> np.ndarray:
+        """(N, dim) float32 L2-normalised descriptors in id order (read-only view)."""
+        view = self._desc[: self._n]
+        view.flags.writeable = False
+        return view
+
+    @property
+    def stamps(self) -> np.ndarray:
+        """(N,) stamps in seconds, in id order (read-only view)."""
+        view = self._stamps[: self._n]
+        view.flags.writeable = False
+        return view
+
+    @property
+    def places(self) -> _PlacesView:
+        """All places in id order."""
+        return _PlacesView(self)
+
+    def _check_id(self, place_id: int) -> int:
+        i = int(place_id)
+        if not 0 <= i < self._n:
+            raise KeyError(f"no place with id {place_id} (map has ids 0..{self._n - 1})")
+        return i
+
+    def get(self, place_id: int) -> Place:
+        """The place with this id (pose copied)."""
+        i = self._check_id(place_id)
+        pose = self._poses[i].copy() if self._has_pose[i] else None
+        return Place(id=i, stamp=float(self._stamps[i]), pose=pose, description=self._text[i])
+
+    def set_description(self, place_id: int, text: str) -> None:
+        """Attach free text (e.g. a language caption) to a place."""
+        self._text[self._check_id(place_id)] = str(text)
+
+    # ----------------------------------------------------------------- search
+    def _check_query(self, query: Any) -> np.ndarray:
+        q = np.asarray(query, dtype=np.float32)
+        if q.shape != (self.dim,):
+            raise ValueError(f"query must have shape ({self.dim},), got {q.shape}")
+        arr, norms = self._check_descriptors(q[None], "query")
+        return arr[0] / norms[0]
+
+    def similarities(self, query: Any) -> np.ndarray:
+        """(N,) exact cosine similarity of ``query`` to every place, in id order."""
+        q = self._check_query(query)
+        return self._desc[: self._n] @ q
+
+    def _eligibility(
+        self, exclude_last_n: int, exclude_after_stamp: float | None
+    ) -> tuple[int, np.ndarray | None]:
+        """(cutoff, mask): eligible ids are < cutoff and, if mask is given, mask[id]."""
+        cutoff = self._n - max(0, int(exclude_last_n))
+        mask = None
+        if exclude_after_stamp is not None:
+            if self._monotone:
+                st = self._stamps[: self._n]
+                cutoff = min(cutoff, int(np.searchsorted(st, exclude_after_stamp, side="right")))
+            else:
+                mask = self._stamps[: self._n] <= exclude_after_stamp
+        return max(cutoff, 0), mask
+
+    def _exact(self, q: np.ndarray, k: int, cutoff: int, mask: np.ndarray | None):
+        scores = self._desc[:cutoff] @ q
+        if mask is not None:
+            scores = np.where(mask[:cutoff], scores, -np.inf)
+        k = min(k, cutoff)
+        top = np.argpartition(-scores, k - 1)[:k] if k < cutoff else np.arange(cutoff)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(i), float(scores[i])) for i in top if np.isfinite(scores[i])]
+
+    def search(
+        self,
+        query: Any,
+        k: int = 5,
+        exclude_last_n: int = 0,
+        exclude_after_stamp: float | None = None,
+    ) -> list[tuple[int, float]]:
+        """Best ``k`` (id, cosine) pairs, best first, skipping the newest ``exclude_last_n``
+        places and those stamped after ``exclude_after_stamp`` (e.g. to find loop closures)."""
+        q = self._check_query(query)
+        if self._n == 0 or k <= 0:
+            return []
+        cutoff, mask = self._eligibility(exclude_last_n, exclude_after_stamp)
+        eligible = cutoff if mask is None else int(mask[:cutoff].sum())
+        if eligible == 0:
+            return []
+        k = min(int(k), eligible)
+        excluded = self._n - eligible
+        # Exact numpy when the index is not usable yet or most of the map is excluded anyway.
+        if not self._index_ready() or k + excluded > self._n // 2:
+            return self._exact(q, k, cutoff, mask)
+        refine = _IVF_REFINE if self.index_type == "ivfpq" else 1
+        fetch = (k + excluded) * refine
+        while True:
+            fetch = min(fetch, self._n)
+            scores, ids = self._faiss_search(q, fetch)
+            exhausted = fetch >= self._n or bool((ids < 0).any())
+            keep = (ids >= 0) & (ids < cutoff)
+            if mask is not None:
+                keep &= mask[np.clip(ids, 0, self._n - 1)]
+            scores, ids = scores[keep], ids[keep]
+            if len(ids) >= k * refine or exhausted:
+                break
+            fetch *= 2
+        if len(ids) < k:  # the graph/IVF probes missed eligible places: stay correct
+            return self._exact(q, k, cutoff, mask)
+        if self.index_type == "ivfpq":  # PQ scores are approximate: re-score with the floats
+            exact = self._desc[ids] @ q
+            order = np.argsort(-exact, kind="stable")[:k]
+            return [(int(ids[i]), float(exact[i])) for i in order]
+        return [(int(i), float(s)) for i, s in zip(ids[:k], scores[:k], strict=True)]
+
+    def _faiss_search(self, q: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.index_type == "hnsw":
+            self.index.hnsw.efSearch = max(self.hnsw_ef_search, fetch)
+        elif self.index_type == "ivfpq":
+            self.index.nprobe = self.ivf_nprobe
+        scores, ids = self.index.search(q[None], fetch)
+        return scores[0], ids[0]
+
+    # ----------------------------------------------------------------- persistence
+    def _meta(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "model_id": self.model_id,
+            "dim": self.dim,
+            "index_type": self.index_type,
+            "frame_id": self.frame_id,
+            "count": self._n,
+            "index_params": {
+                "hnsw_m": self.hnsw_m,
+                "hnsw_ef_search": self.hnsw_ef_search,
+                "hnsw_ef_construction": self.hnsw_ef_construction,
+                "ivf_nlist": self.ivf_nlist,
+                "pq_m": self.pq_m,
+                "ivf_nprobe": self.ivf_nprobe,
+            },
+            "tags": {str(k): str(v) for k, v in self.tags.items()},
+            "created": float(self.created),
+            "updated": time.time(),
+        }
+
+    def _write_sqlite(self, path: Path, meta: dict[str, Any]) -> None:
+        con = sqlite3.connect(path)
+        try:
+            con.execute("PRAGMA journal_mode=OFF")
+            con.execute(
+                "CREATE TABLE places (id INTEGER PRIMARY KEY, stamp REAL, has_pose INT, "
+                "x REAL, y REAL, z REAL, qx REAL, qy REAL, qz REAL, qw REAL, description TEXT)"
+            )
+            con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+            n = self._n
+            poses = np.where(self._has_pose[:n, None], self._poses[:n], np.nan)
+            rows = (
+                (
+                    i,
+                    float(self._stamps[i]),
+                    int(self._has_pose[i]),
+                    *map(_sql_float, poses[i]),
+                    self._text[i],
+                )
+                for i in range(n)
+            )
+            con.executemany("INSERT INTO places VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            flat = {k: v for k, v in meta.items() if not isinstance(v, dict)}
+            flat.update({f"tag.{k}": v for k, v in meta["tags"].items()})
+            con.executemany(
+                "INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in flat.items()]
+            )
+            con.commit()
+        finally:
+            con.close()
+
+    def save(self, path: str | Path) -> Path:
+        """Write the map directory atomically: a crash leaves either the old or the new map."""
+        final = Path(path).resolve()
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _recover(final)
+        tmp = final.with_name(final.name + SAVING_SUFFIX)
+        aside = final.with_name(final.name + ASIDE_SUFFIX)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        meta = self._meta()
+        faiss.write_index(self.index, str(tmp / "index.faiss"))
+        np.save(tmp / "descriptors.npy", np.ascontiguousarray(self._desc[: self._n]))
+        self._write_sqlite(tmp / "places.sqlite", meta)
+        meta["sha256"] = {}
+        for name in FILES:
+            _fsync_file(tmp / name)
+            meta["sha256"][name] = sha256_file(tmp / name)
+        # The manifest goes last (renamed into place): its presence marks a complete directory.
+        part = tmp / (MANIFEST + ".part")
+        with open(part, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(meta, fh, sort_keys=False, allow_unicode=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.rename(part, tmp / MANIFEST)
+        _fsync_dir(tmp)
+        if final.exists():
+            os.rename(final, aside)
+            _fsync_dir(final.parent)
+        os.rename(tmp, final)
+        _fsync_dir(final.parent)
+        shutil.rmtree(aside, ignore_errors=True)
+        return final
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        expected_model_id: str | None = None,
+        expected_dim: int | None = None,
+    ) -> PlaceMap:
+        """Read a saved map, checking files, checksums, counts and the model it was built with."""
+        final = Path(path).resolve()
+        src = _recover(final)
+        if src is None:
+            raise FileNotFoundError(f"no place map at {final}")
+        meta = _read_manifest(src)
+        model_id, dim = meta["model_id"], meta["dim"]
+        if expected_model_id is not None and model_id != expected_model_id:
+            raise MapMismatchError(
+                f"map {final} was built with model '{model_id}' (dim {dim}) but the current "
+                f"encoder is '{expected_model_id}'"
+                + (f" (dim {expected_dim})" if expected_dim is not None else "")
+                + "; rebuild the map with this encoder or switch encoders"
+            )
+        if expected_dim is not None and dim != int(expected_dim):
+            raise MapMismatchError(
+                f"map {final} was built with model '{model_id}' of dim {dim} but the current "
+                f"encoder '{expected_model_id or '?'}' produces dim {expected_dim}"
+            )
+        sums = meta.get("sha256")
+        if not isinstance(sums, dict):
+            raise MapFormatError(f"{src / MANIFEST}: missing 'sha256' table")
+        for name in FILES:
+            f = src / name
+            if not f.is_file():
+                raise MapFormatError(f"map file missing: {f}")
+            if sha256_file(f) != sums.get(name):
+                raise MapFormatError(f"map file {f} is corrupt: sha256 differs from {MANIFEST}")
+        params = meta.get("index_params") or {}
+        try:
+            m = cls(dim, model_id, meta["index_type"], str(meta.get("frame_id", "map")), **params)
+        except (TypeError, ValueError) as exc:
+            raise MapFormatError(f"{src / MANIFEST}: bad index settings: {exc}") from exc
+        count = meta["count"]
+        desc = _load_descriptors(src / "descriptors.npy", count, dim)
+        stamps, poses, has_pose, texts = _read_places(src / "places.sqlite", count)
+        try:
+            index = faiss.read_index(str(src / "index.faiss"))
+        except RuntimeError as exc:
+            raise MapFormatError(f"cannot read faiss index {src / 'index.faiss'}: {exc}") from exc
+        if index.d != dim:
+            raise MapFormatError(f"{src / 'index.faiss'}: index dim {index.d} != map dim {dim}")
+        expected_total = 0 if m.index_type == "ivfpq" and not index.is_trained else count
+        if index.ntotal != expected_total:
+            raise MapFormatError(
+                f"{src / 'index.faiss'}: index holds {index.ntotal} vectors, map has {count} places"
+            )
+        m._n = count
+        m._desc, m._stamps, m._poses, m._has_pose = desc, stamps, poses, has_pose
+        m._text = texts
+        m._monotone = bool((np.diff(stamps) >= 0).all())
+        m.index = index
+        m.tags = {str(k): str(v) for k, v in (meta.get("tags") or {}).items()}
+        m.created = float(meta.get("created", time.time()))
+        if m.index_type == "ivfpq" and not index.is_trained:
+            m._index_add(0)  # settings may allow training now
+        return m
+
+    def __repr__(self) -> str:
+        return (
+            f"PlaceMap({len(self)} places, dim={self.dim}, model={self.model_id!r}, "
+            f"index={self.index_type})"
+        )
+
+
+def _sql_float(v: float) -> float | None:
+    return None if math.isnan(v) else float(v)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # some filesystems refuse directory fsync
+        _fsync_file(path)
+
+
+def _recover(final: Path) -> Path | None:
+    """Repair what an interrupted save left behind; returns the directory holding the map.
+
+    Saves write ``<name>.saving`` completely (manifest last), rename ``<name>`` to ``<name>.old``,
+    rename ``.saving`` to ``<name>`` and delete ``.old``. So ``<name>`` is always complete when
+    present; without it, ``.old`` is the complete previous map; a lone ``.saving`` is complete
+    only if its manifest was written.
+    """
+    tmp = final.with_name(final.name + SAVING_SUFFIX)
+    aside = final.with_name(final.name + ASIDE_SUFFIX)
+    try:
+        if final.is_dir():
+            for leftover in (tmp, aside):
+                if leftover.exists():
+                    shutil.rmtree(leftover)
+            return final
+        if aside.is_dir():
+            os.rename(aside, final)
+        elif (tmp / MANIFEST).is_file():
+            os.rename(tmp, final)
+        else:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            return None
+        _fsync_dir(final.parent)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        return final
+    except PermissionError:  # read-only location: read whichever copy is complete
+        if final.is_dir():
+            return final
+        if aside.is_dir():
+            return aside
+        return tmp if (tmp / MANIFEST).is_file() else None
+
+
+def _read_manifest(src: Path) -> dict[str, Any]:
+    path = src / MANIFEST
+    if not path.is_file():
+        raise MapFormatError(f"map manifest missing: {path}")
+    try:
+        meta = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise MapFormatError(f"map manifest {path} is not valid YAML: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise MapFormatError(f"map manifest {path} is not a mapping")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise MapFormatError(
+            f"{path}: format_version {meta.get('format_version')!r} (supported: {FORMAT_VERSION})"
+        )
+    for key, typ in (("model_id", str), ("dim", int), ("index_type", str), ("count", int)):
+        if not isinstance(meta.get(key), typ) or isinstance(meta.get(key), bool):
+            raise MapFormatError(f"{path}: key '{key}' missing or not a {typ.__name__}")
+    if meta["count"] < 0 or meta["dim"] <= 0:
+        raise MapFormatError(f"{path}: bad count/dim {meta['count']}/{meta['dim']}")
+    return meta
+
+
+def _load_descriptors(path: Path, count: int, dim: int) -> np.ndarray:
+    try:
+        desc = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise MapFormatError(f"cannot read descriptors {path}: {exc}") from exc
+    if desc.dtype != np.float32 or desc.shape != (count, dim):
+        raise MapFormatError(
+            f"{path}: descriptors are {desc.dtype}{desc.shape}, expected float32({count}, {dim})"
+        )
+    if not np.isfinite(desc).all():
+        raise MapFormatError(f"{path}: descriptors contain NaN/inf")
+    return np.ascontiguousarray(desc)
+
+
+def _read_places(path: Path, count: int):
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = con.execute(
+                "SELECT id, stamp, has_pose, x, y, z, qx, qy, qz, qw, description "
+                "FROM places ORDER BY id"
+            ).fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise MapFormatError(f"cannot read place metadata {path}: {exc}") from exc
+    if len(rows) != count or any(r[0] != i for i, r in enumerate(rows)):
+        raise MapFormatError(
+            f"{path}: holds {len(rows)} places with ids not 0..{count - 1}; manifest says {count}"
+        )
+    stamps = np.array([r[1] for r in rows], dtype=np.float64)
+    has_pose = np.array([bool(r[2]) for r in rows], dtype=bool)
+    poses = np.full((count, 7), np.nan, dtype=np.float64)
+    for i, r in enumerate(rows):
+        if r[2]:
+            poses[i] = [np.nan if v is None else v for v in r[3:10]]
+    texts = [r[10] or "" for r in rows]
+    return stamps, poses, has_pose, texts
