@@ -58,4 +58,12 @@ source scripts/env.sh
 set -u
 python -c 'import lavpr_interfaces.msg, lavpr_ros' \
   || { echo "colcon build finished but the packages do not import" >&2; exit 1; }
-log "ready: source scripts/env.sh to use it"
+# 4. A `lavpr` command on the venv's PATH that brings its own environment.
+cat > .venv/bin/lavpr <<WRAP
+#!/usr/bin/env bash
+set +u
+source "$ROOT/scripts/env.sh"
+exec python -m lavpr_ros.cli.main "\$@"
+WRAP
+chmod +x .venv/bin/lavpr
+log "ready: source scripts/env.sh (or run .venv/bin/lavpr)"

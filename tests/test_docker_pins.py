@@ -1,4 +1,4 @@
-"""The Docker images install only packages pinned, identically, in the project's requirement files."""
+"""The Docker images install only packages pinned, identically, in our requirement files."""
 
 from __future__ import annotations
 

@@ -36,6 +36,9 @@ setup(
     entry_points={
         "console_scripts": [
             "lavpr = lavpr_ros.cli.main:main",
+            "vpr_encoder = lavpr_ros.nodes.vpr_encoder:main",
+            "place_map = lavpr_ros.nodes.place_map:main",
+            "text_nav = lavpr_ros.nodes.text_nav:main",
         ],
     },
 )

@@ -22,10 +22,9 @@ def make_descriptor(seed: int, dim: int = 4096) -> np.ndarray:
 
 def publish(seed: int, count: int) -> int:
     import rclpy
+    from lavpr_interfaces.msg import PlaceDescriptor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
-
-    from lavpr_interfaces.msg import PlaceDescriptor
 
     rclpy.init()
     node = rclpy.create_node("test_publisher")
@@ -64,10 +63,9 @@ def publish(seed: int, count: int) -> int:
 
 def subscribe(count: int) -> int:
     import rclpy
+    from lavpr_interfaces.msg import PlaceDescriptor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
-
-    from lavpr_interfaces.msg import PlaceDescriptor
 
     rclpy.init()
     node = rclpy.create_node("test_subscriber")

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from pubsub_peers import make_descriptor, make_image
 
 pytestmark = pytest.mark.ros

@@ -12,6 +12,8 @@ COMMAND_MODULES = [
     "data_cmd",
     "eval_images",
     "bench_cmd",
+    "launch_cmd",
+    "demo_cmd",
 ]
 
 

@@ -1,0 +1,111 @@
+"""The node graph, described once.
+
+Both ``launch/vpr.launch.py`` (for ROS installations with launch_ros) and ``lavpr launch`` (the
+project's own launcher, for machines without the ros2 CLI) are built from this description, so the
+two start the same nodes with the same parameters and remappings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the graph."""
+
+    name: str
+    executable: str  # console script installed in lib/lavpr_ros (launch_ros Node executable)
+    module: str  # python module with main(), used by `lavpr launch`
+    start_arg: str  # launch argument (bool) that starts or skips it
+    default_start: bool = True
+    # Launch argument -> node parameter that it overrides when non-empty.
+    arg_params: dict[str, str] = field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+
+
+NODES: tuple[NodeSpec, ...] = (
+    NodeSpec(
+        name="vpr_encoder",
+        executable="vpr_encoder",
+        module="lavpr_ros.nodes.vpr_encoder",
+        start_arg="start_vpr_encoder",
+        arg_params={"image_model": "encoder"},
+    ),
+    NodeSpec(
+        name="place_map",
+        executable="place_map",
+        module="lavpr_ros.nodes.place_map",
+        start_arg="start_place_map",
+        arg_params={"map_path": "map_path", "text_model": "text_model"},
+    ),
+    NodeSpec(
+        name="text_nav",
+        executable="text_nav",
+        module="lavpr_ros.nodes.text_nav",
+        start_arg="start_text_nav",
+        arg_params={"text_model": "text_model"},
+    ),
+)
+
+
+@dataclass(frozen=True)
+class LaunchArgument:
+    name: str
+    default: str
+    description: str
+
+
+LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
+    LaunchArgument("config_file", "", "Parameter YAML (default: config/lavpr.yaml of lavpr_ros)"),
+    LaunchArgument("namespace", "", "Namespace for all nodes (e.g. robot1)"),
+    LaunchArgument("use_sim_time", "false", "Use /clock (bag replay with --clock)"),
+    LaunchArgument("image_model", "", "Image encoder: 'patchnorm' or a model manifest path"),
+    LaunchArgument("text_model", "", "Text encoder manifest path (text_nav, query_places)"),
+    LaunchArgument("map_path", "", "Place map directory to load at start and save to"),
+    *(
+        LaunchArgument(n.start_arg, "true" if n.default_start else "false", f"Start {n.name}")
+        for n in NODES
+    ),
+)
+
+
+def default_config_file() -> Path:
+    """config/lavpr.yaml from the installed share directory, or from the checkout."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        path = Path(get_package_share_directory("lavpr_ros")) / "config" / "lavpr.yaml"
+        if path.is_file():
+            return path
+    except Exception:
+        pass
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "config" / "lavpr.yaml"
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("config/lavpr.yaml not found (is lavpr_ros built/installed?)")
+
+
+def parse_bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def param_overrides(spec: NodeSpec, args: dict[str, str]) -> dict[str, object]:
+    """Parameters a node gets from launch arguments (beyond its YAML section)."""
+    params: dict[str, object] = {"use_sim_time": parse_bool(args.get("use_sim_time", "false"))}
+    for arg, param in spec.arg_params.items():
+        if args.get(arg):
+            params[param] = args[arg]
+    return params
+
+
+def nodes_to_start(args: dict[str, str]) -> list[NodeSpec]:
+    defaults = {a.name: a.default for a in LAUNCH_ARGUMENTS}
+    return [n for n in NODES if parse_bool(args.get(n.start_arg, defaults[n.start_arg]))]

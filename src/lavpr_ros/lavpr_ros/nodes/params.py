@@ -1,0 +1,30 @@
+"""Declared parameters with descriptions: one table per node, read back into a dict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    description: str
+
+
+def declare(node: Node, params: list[Param]) -> dict[str, Any]:
+    """Declare every parameter (typed by its default) and return their current values."""
+    values: dict[str, Any] = {}
+    for p in params:
+        node.declare_parameter(p.name, p.default, ParameterDescriptor(description=p.description))
+        values[p.name] = node.get_parameter(p.name).value
+    return values
+
+
+def table(params: list[Param]) -> list[tuple[str, str, str]]:
+    """(name, default, description) rows, for the README and --help."""
+    return [(p.name, repr(p.default), p.description) for p in params]

@@ -1,0 +1,465 @@
+"""place_map: keyframes, loop closures, the persistent map of places and its services.
+
+Descriptors (vpr/descriptor) are paired with the robot pose at their image stamp (odom or pose,
+interpolated within a tolerance; a descriptor waits at most ``pose_wait_s`` for its pose and is
+then used without one), run through the core loop-closure detector, and accepted decisions are
+published on vpr/loop_closure. The map is saved and loaded atomically by the core.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from lavpr_interfaces.msg import LoopClosure, PlaceDescriptor, RetrievedPlace, RetrievedPlaces
+from lavpr_interfaces.srv import AnnotatePlace, LoadMap, QueryPlaces, SaveMap
+from nav_msgs.msg import Odometry
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from visualization_msgs.msg import MarkerArray
+
+from lavpr_ros.core.loop_closure import LoopClosureConfig, LoopClosureDetector
+from lavpr_ros.core.place_map import PlaceMap
+from lavpr_ros.core.pose_buffer import PoseBuffer
+from lavpr_ros.core.text_retrieval import TextPlaceIndex
+from lavpr_ros.graph.config import dataclass_from_params
+from lavpr_ros.nodes.convert import array_to_pose, pose_to_array, sec_to_stamp, stamp_to_sec
+from lavpr_ros.nodes.diagnostics import OK, WARN, Diagnostics, LatencyMeter, RateMeter
+from lavpr_ros.nodes.markers import build_markers
+from lavpr_ros.nodes.params import Param, declare
+from lavpr_ros.nodes.runner import run_node
+
+LC_PREFIX = "loop_closure."
+
+PARAMS = [
+    Param(
+        "map_path",
+        "",
+        "Place map directory: loaded at start (load_on_start) and the default "
+        "target of save_map/load_map; empty = start with an empty map",
+    ),
+    Param("load_on_start", True, "Load map_path at start-up when it holds a map"),
+    Param("save_on_shutdown", False, "Save the map to map_path when the node shuts down"),
+    Param("index_type", "flat", "faiss index of a new map: flat (exact), hnsw or ivfpq"),
+    Param("frame_id", "", "Frame of keyframe poses and markers; empty = the pose messages' frame"),
+    Param(
+        "pose_source",
+        "odom",
+        "Pose input: 'odom' (nav_msgs/Odometry on odom), 'pose' "
+        "(geometry_msgs/PoseStamped on pose) or 'none' (time-based keyframing)",
+    ),
+    Param(
+        "pose_tolerance_s",
+        0.1,
+        "Largest gap between an image stamp and the poses used to interpolate its pose [s]",
+    ),
+    Param(
+        "pose_wait_s",
+        0.5,
+        "How long a descriptor waits for its pose before it is used without one [s, wall time]",
+    ),
+    Param("text_model", "", "Text encoder manifest for the query_places service (empty = off)"),
+    Param("query_top_k", 5, "Places returned by query_places when top_k is 0"),
+    Param("marker_period_s", 1.0, "Period of vpr/markers [s]; <= 0 disables markers"),
+    Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]"),
+]
+
+LATCHED = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+
+
+LC_HELP = {
+    "mode": "'slam' (keyframes join the map, recent ones excluded) or 'localisation' (fixed "
+    "prior map: no additions, no temporal exclusion)",
+    "top_k": "Single-frame candidates reported per keyframe",
+    "exclude_recent_s": "Places stamped within this many seconds are never matched [s]",
+    "exclude_recent_n": "Nor the newest this-many keyframes (keep above sequence_length)",
+    "sequence_length": "Keyframes per sequence (SeqSLAM-style); 0 or 1 = single-frame",
+    "velocities": "Relative velocities (query keyframes per map place) searched by sequences",
+    "min_sequence_frames": "Keyframes needed before a sequence decision may be accepted "
+    "(-1 = sequence_length // 2)",
+    "sequence_exclusion_window": "Map places either side of the best sequence ignored when "
+    "taking the second best (confidence)",
+    "contrast_normalise": "Local contrast normalisation of similarities (false = raw cosine)",
+    "contrast_window": "Map-side contrast normalisation radius [places]",
+    "query_window": "Query-side normalisation window [keyframes] (0 = off)",
+    "std_floor": "Floor of the local standard deviation, relative to the column's spread",
+    "min_score": "Single-frame cosine the match must reach",
+    "min_sequence_score": "Sequence score (mean normalised similarity) the match must reach",
+    "min_confidence": "Margin of the best sequence over the best elsewhere the match must reach",
+    "max_pose_distance_m": "Pose-consistency gate: reject matches whose stored pose is farther "
+    "than this from the current pose [m] (-1 = off; odometry drifts)",
+    "keyframe_min_distance_m": "A new keyframe needs this much travel since the last [m]",
+    "keyframe_min_rotation_rad": "... or this much rotation [rad]",
+    "keyframe_max_interval_s": "... or this much time, when there is no pose [s]",
+    "keyframe_min_interval_s": "Never two keyframes closer than this in time [s]",
+}
+
+
+def loop_closure_params() -> list[Param]:
+    """One declared parameter per LoopClosureConfig field, prefixed ``loop_closure.``."""
+    out = []
+    for f in dataclasses.fields(LoopClosureConfig):
+        default: Any = f.default
+        if default is None:  # ROS parameters have no None: negative = off/automatic
+            default = -1 if "int" in str(f.type) else -1.0
+        elif isinstance(default, tuple):
+            default = [float(v) for v in default]
+        out.append(Param(LC_PREFIX + f.name, default, LC_HELP.get(f.name, f.name)))
+    return out
+
+
+class PlaceMapNode(Node):
+    def __init__(self) -> None:
+        super().__init__("place_map")
+        self.p = declare(self, PARAMS + loop_closure_params())
+        self.config = dataclass_from_params(LoopClosureConfig, self.p, LC_PREFIX)
+        self.group = MutuallyExclusiveCallbackGroup()
+        self.poses = PoseBuffer(max_age_s=60.0)
+        self.pose_frame = ""
+        self.pending: deque[tuple[PlaceDescriptor, float]] = deque(maxlen=200)
+        self.map: PlaceMap | None = None
+        self.detector: LoopClosureDetector | None = None
+        self.edges: list[tuple[int, int]] = []
+        self.save_allowed = True
+        self.counts = {
+            "descriptors": 0,
+            "rejected": 0,
+            "keyframes": 0,
+            "loop_closures": 0,
+            "bad_poses": 0,
+            "pending_dropped": 0,
+        }
+        self.last_warning = ""
+        self.in_rate = RateMeter()
+        self.latency = LatencyMeter()
+        self.text_index: TextPlaceIndex | None = None
+        if self.p["text_model"]:
+            from lavpr_ros.core.text_encoder import TextEncoder
+
+            self.text_index = TextPlaceIndex(TextEncoder(self.p["text_model"]))
+        self._maybe_load_on_start()
+
+        g = self.group
+        self.pub_lc = self.create_publisher(LoopClosure, "vpr/loop_closure", 50)
+        self.pub_markers = self.create_publisher(MarkerArray, "vpr/markers", 1)
+        self.pub_described = self.create_publisher(RetrievedPlaces, "vpr/described_places", LATCHED)
+        self.create_subscription(
+            PlaceDescriptor, "vpr/descriptor", self._on_descriptor, 200, callback_group=g
+        )
+        source = self.p["pose_source"]
+        if source == "odom":
+            self.create_subscription(
+                Odometry, "odom", self._on_odom, qos_profile_sensor_data, callback_group=g
+            )
+        elif source == "pose":
+            self.create_subscription(
+                PoseStamped, "pose", self._on_pose, qos_profile_sensor_data, callback_group=g
+            )
+        elif source != "none":
+            raise ValueError(f"pose_source must be odom, pose or none, not {source!r}")
+        self.create_service(SaveMap, "save_map", self._srv_save, callback_group=g)
+        self.create_service(LoadMap, "load_map", self._srv_load, callback_group=g)
+        self.create_service(AnnotatePlace, "annotate_place", self._srv_annotate, callback_group=g)
+        self.create_service(QueryPlaces, "query_places", self._srv_query, callback_group=g)
+        self.create_timer(0.02, self._flush_pending, callback_group=g)
+        if float(self.p["marker_period_s"]) > 0:
+            self.create_timer(
+                float(self.p["marker_period_s"]), self._publish_markers, callback_group=g
+            )
+        self.diag = Diagnostics(self, self._diagnostics, float(self.p["diagnostics_period_s"]))
+        self._publish_described()
+
+    # -- map lifecycle -------------------------------------------------------------------------
+    def _maybe_load_on_start(self) -> None:
+        path = self.p["map_path"]
+        if not (path and self.p["load_on_start"]):
+            return
+        if not (Path(path) / "manifest.yaml").exists() and not _has_recoverable(Path(path)):
+            self.get_logger().info(f"no map at {path} yet: starting an empty map")
+            return
+        try:
+            self._install_map(PlaceMap.load(path))
+            self.get_logger().info(f"loaded map {path}: {len(self.map or [])} places")
+        except Exception as exc:
+            self.save_allowed = False
+            self.get_logger().error(
+                f"cannot load map {path}: {exc}. Starting with an empty map; it will NOT be "
+                "saved over map_path on shutdown (use save_map with another path)."
+            )
+
+    def _install_map(self, place_map: PlaceMap) -> None:
+        self.map = place_map
+        self.detector = LoopClosureDetector(place_map, self.config)
+        self.edges = []
+        if self.text_index is not None:
+            self.text_index.sync((p.id, p.description) for p in place_map.places)
+
+    def on_shutdown(self) -> None:
+        path = self.p["map_path"]
+        if self.p["save_on_shutdown"] and path and self.map is not None:
+            if not self.save_allowed:
+                self.get_logger().warning(f"not saving over {path}: it failed to load at start")
+                return
+            self.map.save(path)
+            print(f"[place_map] saved {len(self.map)} places to {path}", flush=True)
+
+    # -- inputs --------------------------------------------------------------------------------
+    def _add_pose(self, stamp: float, pose: np.ndarray, frame: str) -> None:
+        try:
+            self.poses.add(stamp, pose)
+        except ValueError as exc:
+            self.counts["bad_poses"] += 1
+            self._warn(f"pose rejected: {exc}")
+            return
+        self.pose_frame = frame or self.pose_frame
+        self._flush_pending()
+
+    def _on_odom(self, msg: Odometry) -> None:
+        self._add_pose(
+            stamp_to_sec(msg.header.stamp), pose_to_array(msg.pose.pose), msg.header.frame_id
+        )
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        self._add_pose(stamp_to_sec(msg.header.stamp), pose_to_array(msg.pose), msg.header.frame_id)
+
+    def _on_descriptor(self, msg: PlaceDescriptor) -> None:
+        self.counts["descriptors"] += 1
+        self.in_rate.tick()
+        if len(self.pending) == self.pending.maxlen:
+            self.counts["pending_dropped"] += 1
+        self.pending.append((msg, time.monotonic()))
+        self._flush_pending()
+
+    def _flush_pending(self) -> None:
+        use_poses = self.p["pose_source"] != "none"
+        tol = float(self.p["pose_tolerance_s"])
+        while self.pending:
+            msg, arrived = self.pending[0]
+            stamp = stamp_to_sec(msg.header.stamp)
+            pose = None
+            if use_poses:
+                pose = self.poses.lookup(stamp, tol)
+                latest = self.poses.latest_stamp
+                waited = time.monotonic() - arrived
+                pose_may_come = latest is None or latest < stamp + tol
+                if pose is None and pose_may_come and waited < float(self.p["pose_wait_s"]):
+                    return  # its pose may still come
+            self.pending.popleft()
+            self._process(msg, stamp, pose, arrived)
+
+    def _process(
+        self, msg: PlaceDescriptor, stamp: float, pose: np.ndarray | None, arrived: float
+    ) -> None:
+        desc = np.asarray(msg.descriptor, dtype=np.float32)
+        if msg.dim != desc.size:
+            self._reject(f"descriptor dim field {msg.dim} != {desc.size} values")
+            return
+        if self.map is None:
+            self._install_map(
+                PlaceMap(
+                    dim=int(desc.size),
+                    model_id=msg.model_id,
+                    index_type=self.p["index_type"],
+                    frame_id=self._frame(),
+                )
+            )
+        assert self.map is not None and self.detector is not None
+        if msg.model_id != self.map.model_id or desc.size != self.map.dim:
+            self._reject(
+                f"descriptor from model '{msg.model_id}' ({desc.size}-d) does not fit the map "
+                f"built with '{self.map.model_id}' ({self.map.dim}-d); dropped"
+            )
+            return
+        try:
+            result = self.detector.process(desc, stamp, pose)
+        except ValueError as exc:
+            self._reject(f"descriptor rejected: {exc}")
+            return
+        self.latency.add((time.monotonic() - arrived) * 1000.0)
+        if result.is_keyframe:
+            self.counts["keyframes"] += 1
+        d = result.decision
+        if d is not None and d.accepted:
+            self._publish_loop_closure(msg, d, (time.monotonic() - arrived) * 1000.0)
+
+    def _publish_loop_closure(self, msg: PlaceDescriptor, d: Any, latency_ms: float) -> None:
+        assert self.map is not None
+        q, m = self.map.get(int(d.query_id)), self.map.get(int(d.match_id))
+        out = LoopClosure()
+        out.header.stamp = msg.header.stamp
+        out.header.frame_id = self._frame()
+        out.query_id, out.match_id = int(d.query_id), int(d.match_id)
+        out.match_stamp = sec_to_stamp(m.stamp)
+        out.has_poses = q.pose is not None and m.pose is not None
+        out.query_pose, out.match_pose = array_to_pose(q.pose), array_to_pose(m.pose)
+        out.score = float(d.score)
+        out.sequence_score = math.nan if d.sequence_score is None else float(d.sequence_score)
+        out.confidence = math.nan if d.confidence is None else float(d.confidence)
+        out.sequence_length = int(d.sequence_length)
+        out.latency_ms = float(latency_ms)
+        self.pub_lc.publish(out)
+        self.edges.append((out.query_id, out.match_id))
+        self.counts["loop_closures"] += 1
+        print(
+            f"[place_map] loop closure: place {out.query_id} -> {out.match_id} "
+            f"score={out.score:.3f} seq={out.sequence_score:.3f} conf={out.confidence:.3f}",
+            flush=True,
+        )
+
+    # -- services ------------------------------------------------------------------------------
+    def _srv_save(self, req: SaveMap.Request, res: SaveMap.Response) -> SaveMap.Response:
+        path = req.path or self.p["map_path"]
+        if not path:
+            res.success, res.message = False, "no path given and map_path is empty"
+            return res
+        if self.map is None:
+            res.success, res.message = False, "the map is empty (no descriptor received yet)"
+            return res
+        try:
+            written = self.map.save(path)
+        except Exception as exc:
+            res.success, res.message = False, f"save failed: {exc}"
+            return res
+        res.success, res.path, res.num_places = True, str(written), len(self.map)
+        res.message = f"saved {len(self.map)} places"
+        if path == self.p["map_path"]:
+            self.save_allowed = True
+        return res
+
+    def _srv_load(self, req: LoadMap.Request, res: LoadMap.Response) -> LoadMap.Response:
+        path = req.path or self.p["map_path"]
+        if not path:
+            res.success, res.message = False, "no path given and map_path is empty"
+            return res
+        expected = self.map.model_id if self.map is not None and len(self.map) else None
+        try:
+            loaded = PlaceMap.load(path, expected_model_id=expected)
+        except Exception as exc:
+            res.success, res.message = False, f"load failed, current map kept: {exc}"
+            return res
+        self._install_map(loaded)
+        self.pending.clear()
+        self._publish_described()
+        res.success, res.num_places = True, len(loaded)
+        res.message = f"loaded {len(loaded)} places from {path}"
+        return res
+
+    def _srv_annotate(
+        self, req: AnnotatePlace.Request, res: AnnotatePlace.Response
+    ) -> AnnotatePlace.Response:
+        if self.map is None or len(self.map) == 0:
+            res.success, res.message = False, "the map has no places yet"
+            return res
+        pid = self.map.last_id if req.place_id < 0 else int(req.place_id)
+        if pid is None or not 0 <= pid < len(self.map):
+            res.success = False
+            res.message = f"unknown place id {req.place_id} (map has ids 0..{len(self.map) - 1})"
+            return res
+        text = req.description.strip()
+        if len(text) > 10_000:
+            res.success, res.message = False, f"description too long ({len(text)} > 10000 chars)"
+            return res
+        self.map.set_description(pid, text)
+        if self.text_index is not None:
+            self.text_index.sync((p.id, p.description) for p in self.map.places)
+        self._publish_described()
+        res.success, res.place_id, res.message = True, pid, f"place {pid} annotated"
+        return res
+
+    def _srv_query(
+        self, req: QueryPlaces.Request, res: QueryPlaces.Response
+    ) -> QueryPlaces.Response:
+        mode = req.mode or "text"
+        if mode != "text":
+            res.success, res.message = (
+                False,
+                f"retrieval mode '{mode}' is not available; use 'text'",
+            )
+            return res
+        if self.text_index is None:
+            res.success, res.message = False, "no text model configured (parameter text_model)"
+            return res
+        try:
+            hits = self.text_index.query(req.text, int(req.top_k or self.p["query_top_k"]))
+        except ValueError as exc:
+            res.success, res.message = False, str(exc)
+            return res
+        res.places = [self._retrieved(h.place_id, h.score, text_score=h.score) for h in hits]
+        res.success = True
+        res.message = f"{len(hits)} place(s)" if hits else "no described places"
+        return res
+
+    # -- outputs -------------------------------------------------------------------------------
+    def _retrieved(self, pid: int, score: float, text_score: float = math.nan) -> RetrievedPlace:
+        assert self.map is not None
+        place = self.map.get(pid)
+        r = RetrievedPlace()
+        r.place_id = pid
+        r.has_pose = place.pose is not None
+        r.pose.header.frame_id = self._frame()
+        r.pose.header.stamp = sec_to_stamp(place.stamp)
+        r.pose.pose = array_to_pose(place.pose)
+        r.description = place.description
+        r.score, r.image_score, r.text_score = float(score), math.nan, float(text_score)
+        return r
+
+    def _publish_described(self) -> None:
+        msg = RetrievedPlaces()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self._frame()
+        msg.mode = "described"
+        if self.map is not None:
+            msg.places = [self._retrieved(p.id, math.nan) for p in self.map.places if p.description]
+        self.pub_described.publish(msg)
+
+    def _publish_markers(self) -> None:
+        if self.map is None or len(self.map) == 0:
+            return
+        stamp = self.get_clock().now().to_msg()
+        self.pub_markers.publish(build_markers(self.map, self.edges, self._frame(), stamp))
+
+    def _frame(self) -> str:
+        return self.p["frame_id"] or self.pose_frame or (self.map.frame_id if self.map else "map")
+
+    def _reject(self, why: str) -> None:
+        self.counts["rejected"] += 1
+        self._warn(why)
+
+    def _warn(self, why: str) -> None:
+        self.last_warning = why
+        self.get_logger().warning(why, throttle_duration_sec=2.0)
+
+    def _diagnostics(self) -> tuple[int, str, dict[str, object]]:
+        level = OK if not self.last_warning else WARN
+        values: dict[str, object] = {
+            "map_size": len(self.map) if self.map is not None else 0,
+            "model_id": self.map.model_id if self.map is not None else "",
+            "input_rate_hz": self.in_rate.rate(),
+            "latency_p50_ms": self.latency.percentile(50),
+            "latency_p95_ms": self.latency.percentile(95),
+            "pending": len(self.pending),
+            **self.counts,
+        }
+        return level, self.last_warning or "ok", values
+
+
+def _has_recoverable(path: Path) -> bool:
+    """A crash mid-save can leave only the sibling temp/aside directories: let the core recover."""
+    return any(path.parent.glob(path.name + ".*")) if path.parent.is_dir() else False
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(PlaceMapNode, args)
+
+
+if __name__ == "__main__":
+    main()

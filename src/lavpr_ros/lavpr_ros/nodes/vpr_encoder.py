@@ -1,0 +1,218 @@
+"""vpr_encoder: camera images in, global place descriptors out (vpr/descriptor).
+
+Only the newest frames are encoded: incoming frames wait in a small bounded buffer, frames older
+than ``max_frame_age_s`` behind the newest are dropped (and counted), and when several frames are
+pending they are encoded together as one micro-batch. Encoding runs on a worker thread so the
+executor keeps receiving while a batch is in the model.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from lavpr_interfaces.msg import PlaceDescriptor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from lavpr_ros.core.encoders import create_encoder
+from lavpr_ros.core.images import ImageFormatError, image_from_compressed, image_from_raw
+from lavpr_ros.nodes.convert import stamp_to_sec
+from lavpr_ros.nodes.diagnostics import ERROR, OK, WARN, Diagnostics, LatencyMeter, RateMeter
+from lavpr_ros.nodes.params import Param, declare
+from lavpr_ros.nodes.runner import run_node
+
+PARAMS = [
+    Param(
+        "encoder",
+        "patchnorm",
+        "Image encoder: 'patchnorm[:WxH[:P]]', a model manifest "
+        "(.yaml or its directory), or a TensorRT .engine with its manifest",
+    ),
+    Param(
+        "providers",
+        "",
+        "Comma-separated ONNX Runtime execution providers in order of "
+        "preference (e.g. 'cuda,cpu'); empty = TensorRT -> CUDA -> CPU among those available",
+    ),
+    Param("trt_cache_dir", "", "TensorRT engine cache directory (empty = ~/.cache/lavpr/trt)"),
+    Param("subscribe_raw", True, "Subscribe camera/image_raw (sensor_msgs/Image)"),
+    Param(
+        "subscribe_compressed",
+        False,
+        "Subscribe camera/image_raw/compressed (sensor_msgs/CompressedImage)",
+    ),
+    Param("max_batch", 4, "Most frames encoded together when the encoder falls behind"),
+    Param(
+        "max_frame_age_s",
+        0.5,
+        "Pending frames older than this behind the newest are dropped "
+        "[s, image stamps]; <= 0 keeps every buffered frame",
+    ),
+    Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]"),
+]
+
+
+@dataclass
+class _Frame:
+    header: Header
+    image: np.ndarray
+    received: float  # time.monotonic() at arrival
+
+
+class VprEncoderNode(Node):
+    def __init__(self) -> None:
+        super().__init__("vpr_encoder")
+        self.p = declare(self, PARAMS)
+        kwargs: dict[str, object] = {}
+        spec = str(self.p["encoder"])
+        if not spec.startswith("patchnorm"):
+            if self.p["providers"]:
+                kwargs["providers"] = [s.strip() for s in self.p["providers"].split(",") if s]
+            if self.p["trt_cache_dir"]:
+                kwargs["trt_cache_dir"] = self.p["trt_cache_dir"]
+        self.encoder = create_encoder(spec, **kwargs)
+        self.get_logger().info(
+            f"encoder {self.encoder.model_id} ({self.encoder.dim}-d) on {self.encoder.provider}"
+        )
+        self.max_batch = max(1, int(self.p["max_batch"]))
+        self._pending: collections.deque[_Frame] = collections.deque(maxlen=self.max_batch)
+        self._cv = threading.Condition()
+        self._stop = False
+        self.received = self.encoded = self.dropped = self.rejected = 0
+        self.in_rate, self.out_rate = RateMeter(), RateMeter()
+        self.latency = LatencyMeter()
+        self.last_error = ""
+        self.pub = self.create_publisher(PlaceDescriptor, "vpr/descriptor", 50)
+        if self.p["subscribe_raw"]:
+            self.create_subscription(
+                Image, "camera/image_raw", self._on_image, qos_profile_sensor_data
+            )
+        if self.p["subscribe_compressed"]:
+            self.create_subscription(
+                CompressedImage,
+                "camera/image_raw/compressed",
+                self._on_compressed,
+                qos_profile_sensor_data,
+            )
+        self.diag = Diagnostics(self, self._diagnostics, float(self.p["diagnostics_period_s"]))
+        self._worker = threading.Thread(target=self._work, name="encoder", daemon=True)
+        self._worker.start()
+
+    # -- input ---------------------------------------------------------------------------------
+    def _on_image(self, msg: Image) -> None:
+        self.received += 1
+        self.in_rate.tick()
+        try:
+            img = image_from_raw(msg.data, msg.height, msg.width, msg.encoding, msg.step)
+        except ImageFormatError as exc:
+            self._reject(f"camera/image_raw: {exc}")
+            return
+        self._enqueue(_Frame(msg.header, img, time.monotonic()))
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self.received += 1
+        self.in_rate.tick()
+        try:
+            img = image_from_compressed(bytes(msg.data), msg.format)
+        except ImageFormatError as exc:
+            self._reject(f"camera/image_raw/compressed: {exc}")
+            return
+        self._enqueue(_Frame(msg.header, img, time.monotonic()))
+
+    def _reject(self, why: str) -> None:
+        self.rejected += 1
+        self.last_error = why
+        self.get_logger().warning(why, throttle_duration_sec=2.0)
+
+    def _enqueue(self, frame: _Frame) -> None:
+        with self._cv:
+            if len(self._pending) == self._pending.maxlen:
+                self.dropped += 1  # the deque discards the oldest
+            self._pending.append(frame)
+            self._cv.notify()
+
+    # -- encoding ------------------------------------------------------------------------------
+    def _take_batch(self) -> list[_Frame]:
+        with self._cv:
+            while not self._pending and not self._stop:
+                self._cv.wait(0.2)
+            frames = list(self._pending)
+            self._pending.clear()
+        max_age = float(self.p["max_frame_age_s"])
+        if frames and max_age > 0:
+            newest = stamp_to_sec(frames[-1].header.stamp)
+            fresh = [f for f in frames if newest - stamp_to_sec(f.header.stamp) <= max_age]
+            self.dropped += len(frames) - len(fresh)
+            frames = fresh
+        return frames
+
+    def _work(self) -> None:
+        while not self._stop:
+            frames = self._take_batch()
+            if not frames:
+                continue
+            t0 = time.perf_counter()
+            try:
+                desc = self.encoder.encode([f.image for f in frames])
+            except Exception as exc:
+                self._reject(f"encoding failed: {exc}")
+                continue
+            per_frame_ms = (time.perf_counter() - t0) * 1000.0 / len(frames)
+            for f, d in zip(frames, desc, strict=True):
+                msg = PlaceDescriptor()
+                msg.header = f.header
+                msg.model_id = self.encoder.model_id
+                msg.dim = int(d.shape[0])
+                msg.descriptor = d.astype(np.float32).tolist()
+                msg.encode_latency_ms = float(per_frame_ms)
+                msg.provider = self.encoder.provider
+                self.pub.publish(msg)
+                self.encoded += 1
+                self.out_rate.tick()
+                self.latency.add((time.monotonic() - f.received) * 1000.0)
+
+    def _diagnostics(self) -> tuple[int, str, dict[str, object]]:
+        level, message = OK, "encoding"
+        if self.received == 0:
+            level, message = WARN, "no images received"
+        elif self.rejected and self.last_error:
+            level, message = WARN, self.last_error
+        if not self._worker.is_alive():
+            level, message = ERROR, "encoder thread died"
+        return (
+            level,
+            message,
+            {
+                "model_id": self.encoder.model_id,
+                "execution_provider": self.encoder.provider,
+                "input_rate_hz": self.in_rate.rate(),
+                "output_rate_hz": self.out_rate.rate(),
+                "latency_p50_ms": self.latency.percentile(50),
+                "latency_p95_ms": self.latency.percentile(95),
+                "received": self.received,
+                "encoded": self.encoded,
+                "dropped_frames": self.dropped,
+                "rejected_frames": self.rejected,
+            },
+        )
+
+    def destroy_node(self) -> None:
+        self._stop = True
+        with self._cv:
+            self._cv.notify_all()
+        self._worker.join(timeout=5.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(VprEncoderNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,321 @@
+"""Run the real node graph on a recorded image sequence and score its loop closures.
+
+Used by `lavpr demo`, the integration tests and `lavpr bench ros`: the graph is started with
+`lavpr launch` (separate processes over DDS), the sequence_player publishes the images and
+odometry, and this process listens to vpr/loop_closure like any other ROS node would. The same
+frames can be run through the core detector offline (`offline_loop_closures`) to compare.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lavpr_ros.graph.processes import ManagedProcess, ProcessGroup
+from lavpr_ros.tools.sequences import Frame, route_pose
+
+
+@dataclass
+class ClosureRecord:
+    query_id: int
+    match_id: int
+    query_xy: tuple[float, float]
+    match_xy: tuple[float, float]
+    score: float
+    confidence: float
+    latency_ms: float
+    received_wall: float = 0.0
+
+    def distance(self) -> float:
+        return math.dist(self.query_xy, self.match_xy)
+
+
+@dataclass
+class SequenceRun:
+    frames: list[Frame]
+    closures: list[ClosureRecord] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def score_closures(
+    closures: list[ClosureRecord], frames: list[Frame], gt_radius_m: float, spacing_m: float
+) -> dict[str, Any]:
+    """Precision of the published closures and recall over the frames that revisit a place."""
+    seen: set[int] = set()
+    revisits = 0
+    for f in frames:
+        if f.place_index in seen:
+            revisits += 1
+        seen.add(f.place_index)
+    correct = [c for c in closures if c.distance() <= gt_radius_m]
+    lat = np.array([c.latency_ms for c in closures]) if closures else np.zeros(0)
+    return {
+        "frames": len(frames),
+        "revisit_frames": revisits,
+        "loop_closures": len(closures),
+        "correct": len(correct),
+        "precision": len(correct) / len(closures) if closures else float("nan"),
+        "recall": len(correct) / revisits if revisits else float("nan"),
+        "gt_radius_m": gt_radius_m,
+        "spacing_m": spacing_m,
+        "latency_p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
+        "latency_p95_ms": float(np.percentile(lat, 95)) if lat.size else float("nan"),
+    }
+
+
+def offline_loop_closures(
+    frames: list[Frame],
+    encoder_spec: str,
+    config: Any,
+    spacing_m: float,
+    stamp_period_s: float = 1.0,
+    start_stamp: float = 1000.0,
+) -> list[ClosureRecord]:
+    """The same frames, stamps and poses through the core detector, in this process."""
+    from lavpr_ros.core.encoders import create_encoder
+    from lavpr_ros.core.images import load_image
+    from lavpr_ros.core.loop_closure import LoopClosureDetector
+    from lavpr_ros.core.place_map import PlaceMap
+
+    encoder = create_encoder(encoder_spec)
+    pmap = PlaceMap(dim=encoder.dim, model_id=encoder.model_id)
+    det = LoopClosureDetector(pmap, config)
+    out: list[ClosureRecord] = []
+    for i, f in enumerate(frames):
+        desc = encoder.encode([load_image(f.path)])[0]
+        pose = route_pose(f.place_index, spacing_m=spacing_m)
+        res = det.process(desc, start_stamp + i * stamp_period_s, pose)
+        d = res.decision
+        if d is not None and d.accepted:
+            q, m = pmap.get(int(d.query_id)), pmap.get(int(d.match_id))
+            out.append(
+                ClosureRecord(
+                    int(d.query_id),
+                    int(d.match_id),
+                    (float(q.pose[0]), float(q.pose[1])),
+                    (float(m.pose[0]), float(m.pose[1])),
+                    float(d.score),
+                    float(d.confidence),
+                    float(res.latency_ms),
+                )
+            )
+    return out
+
+
+class Listener:
+    """An rclpy node in this process that records loop closures (and calls services)."""
+
+    def __init__(self, on_closure: Callable[[ClosureRecord], None] | None = None) -> None:
+        import rclpy
+        from lavpr_interfaces.msg import LoopClosure
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("lavpr_listener", context=self.context)
+        self.closures: list[ClosureRecord] = []
+        self._on_closure = on_closure
+        self.node.create_subscription(LoopClosure, "vpr/loop_closure", self._cb, 100)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        with contextlib.suppress(Exception):  # shutdown races end the spin
+            self.executor.spin()
+
+    def _cb(self, msg: Any) -> None:
+        rec = ClosureRecord(
+            int(msg.query_id),
+            int(msg.match_id),
+            (msg.query_pose.position.x, msg.query_pose.position.y),
+            (msg.match_pose.position.x, msg.match_pose.position.y),
+            float(msg.score),
+            float(msg.confidence),
+            float(msg.latency_ms),
+            time.monotonic(),
+        )
+        self.closures.append(rec)
+        if self._on_closure:
+            self._on_closure(rec)
+
+    def call(self, srv_type: Any, name: str, request: Any, timeout: float = 30.0) -> Any:
+        client = self.node.create_client(srv_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                raise TimeoutError(f"service {name} not available")
+            future = client.call_async(request)
+            deadline = time.monotonic() + timeout
+            while not future.done():
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"service {name} did not answer in {timeout} s")
+                time.sleep(0.02)
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def close(self) -> None:
+        import rclpy
+
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self._thread.join(timeout=5)
+
+
+def derived_config(base: str | Path, overrides: dict[str, dict[str, Any]], out_path: Path) -> Path:
+    """A copy of a parameter file with some parameters changed (``{node: {"a.b": value}}``)."""
+    import yaml
+
+    raw = yaml.safe_load(Path(base).read_text()) or {}
+    for node, params in overrides.items():
+        section = raw.setdefault(f"/**/{node}", {}).setdefault("ros__parameters", {})
+        for dotted, value in params.items():
+            *parents, leaf = dotted.split(".")
+            d = section
+            for k in parents:
+                d = d.setdefault(k, {})
+            d[leaf] = value
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return out_path
+
+
+def launch_command(launch_args: dict[str, str]) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "lavpr_ros.cli.main",
+        "launch",
+        *(f"{k}:={v}" for k, v in launch_args.items()),
+    ]
+
+
+def player_command(
+    dataset: str, start: int, count: int, rate_hz: float, spacing_m: float, extra: list[str]
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "lavpr_ros.tools.sequence_player",
+        "--ros-args",
+        "-p",
+        f"dataset:={dataset}",
+        "-p",
+        f"start:={start}",
+        "-p",
+        f"count:={count}",
+        "-p",
+        f"rate_hz:={rate_hz}",
+        "-p",
+        f"spacing_m:={spacing_m}",
+        *extra,
+    ]
+
+
+@contextmanager
+def running_graph(
+    group: ProcessGroup, launch_args: dict[str, str], timeout: float = 60.0
+) -> Iterator[ManagedProcess]:
+    """`lavpr launch` started and ready (every node printed 'ready'); stopped on exit."""
+    from lavpr_ros.graph.description import nodes_to_start
+    from lavpr_ros.graph.launcher import resolve_args
+
+    proc = group.start("launch", launch_command(launch_args))
+    try:
+        for spec in nodes_to_start(resolve_args(launch_args)):
+            proc.wait_for_line(f"[{spec.name}] ready", timeout=timeout)
+        yield proc
+    finally:
+        proc.stop(timeout=15)
+
+
+def play_and_wait(
+    group: ProcessGroup,
+    dataset: str,
+    start: int,
+    count: int,
+    rate_hz: float,
+    spacing_m: float,
+    settle_s: float = 3.0,
+    extra: list[str] | None = None,
+) -> ManagedProcess:
+    n_frames = count * 2
+    player = group.start(
+        "player", player_command(dataset, start, count, rate_hz, spacing_m, extra or [])
+    )
+    player.wait_for_line("playing", timeout=60)
+    player.wait_for_line("done: published", timeout=n_frames / rate_hz * 3 + 60)
+    time.sleep(settle_s)
+    return player
+
+
+def write_report(run: SequenceRun, out_dir: Path, title: str) -> dict[str, Path]:
+    """metrics.json + a trajectory plot with loop closures coloured correct/false."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"metrics": out_dir / "metrics.json", "plot": out_dir / "loop_closures.png"}
+    paths["metrics"].write_text(json.dumps(run.metrics, indent=2, default=float) + "\n")
+    xy = np.array(
+        [route_pose(f.place_index, run.metrics.get("spacing_m", 2.0))[:2] for f in run.frames]
+    )
+    fig, ax = plt.subplots(figsize=(8, 6))
+    ax.plot(xy[:, 0], xy[:, 1], "-", color="0.7", lw=1, label="route")
+    radius = run.metrics.get("gt_radius_m", 3.0)
+    for c in run.closures:
+        ok = c.distance() <= radius
+        ax.plot(
+            [c.query_xy[0], c.match_xy[0]],
+            [c.query_xy[1] + 4, c.match_xy[1]],
+            color="tab:green" if ok else "tab:red",
+            lw=0.8,
+            alpha=0.7,
+        )
+    ax.plot([], [], color="tab:green", label="correct loop closure")
+    ax.plot([], [], color="tab:red", label="false loop closure")
+    m = run.metrics
+    ax.set_title(
+        f"{title}\nprecision {m.get('precision', float('nan')):.3f}, "
+        f"recall {m.get('recall', float('nan')):.3f}, {m.get('loop_closures', 0)} closures"
+    )
+    ax.set_xlabel("x [m]")
+    ax.set_ylabel("y [m] (query drawn 4 m above its match)")
+    ax.axis("equal")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(paths["plot"], dpi=120)
+    plt.close(fig)
+    return paths
+
+
+def env_for_run() -> dict[str, str]:
+    """An isolated ROS environment, also applied to this process (for the listener)."""
+    from lavpr_ros.graph.ros_env import isolated_ros_env
+
+    env = isolated_ros_env()
+    os.environ.update(
+        {
+            k: env[k]
+            for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION")
+        }
+    )
+    if "FASTDDS_DEFAULT_PROFILES_FILE" in env:
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = env["FASTDDS_DEFAULT_PROFILES_FILE"]
+    return env
