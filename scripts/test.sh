@@ -11,7 +11,7 @@ set -u
 echo "== ruff check"
 ruff check .
 echo "== runtime tests"
-python -m pytest tests --ignore=tests/training "$@"
+LAVPR_REQUIRE_MODELS=1 python -m pytest tests --ignore=tests/training "$@"
 if [ -x training/.venv/bin/python ]; then
   echo "== training tests"
   PYTHONPATH="$ROOT/src/lavpr_ros${PYTHONPATH:+:$PYTHONPATH}" \

@@ -47,3 +47,28 @@ def data_root() -> Path:
         return _root()
     except DataNotFoundError as exc:
         pytest.skip(str(exc))
+
+
+MODELS = REPO / "models"
+
+
+def _model(model_id: str) -> Path:
+    """A default model built by `make models`; tests skip without it, unless the suite runs
+    with LAVPR_REQUIRE_MODELS=1 (as `make test` does after building them), then they fail."""
+    path = MODELS / model_id / "manifest.yaml"
+    if not path.is_file():
+        msg = f"{path} absent: build it with `make models`"
+        if os.environ.get("LAVPR_REQUIRE_MODELS") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def text_model() -> Path:
+    return _model("minilm-l6-v2")
+
+
+@pytest.fixture(scope="session")
+def image_model() -> Path:
+    return _model("mobilenetv2-gem-imagenet")

@@ -62,6 +62,86 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     core.add_argument("--seed", type=int, default=0)
     core.set_defaults(func=run_core)
 
+    ros = sub.add_parser(
+        "ros",
+        help="end-to-end latency (image -> loop closure) and max sustained rate of the graph",
+        description="Starts the real node graph per encoder and rate; see tools/bench_ros.py.",
+    )
+    ros.add_argument(
+        "--encoders",
+        default=None,
+        help="comma-separated encoder specs (default: patchnorm and, when built, "
+        "models/mobilenetv2-gem-imagenet)",
+    )
+    ros.add_argument("--rates", default="5,10,20,40", help="input rates to try [Hz]")
+    ros.add_argument("--frames", type=int, default=60, help="frames per traverse (2 traverses)")
+    ros.add_argument("--image-size", default="640x480", help="published image size WxH")
+    ros.add_argument("--json", type=Path, default=Path("results/bench-ros.json"))
+    ros.set_defaults(func=run_ros)
+
+
+def run_ros(args: argparse.Namespace) -> int:
+    """`lavpr bench ros`: print one table row per (encoder, rate) and the max sustained rate."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..tools.bench_ros import run_bench_ros
+
+    console = Console()
+    if args.encoders:
+        encoders = [e for e in args.encoders.split(",") if e]
+    else:
+        encoders = ["patchnorm"]
+        root = _repo_root()
+        default = root / "models" / "mobilenetv2-gem-imagenet" if root else None
+        if default is not None and (default / "manifest.yaml").is_file():
+            encoders.append(str(default))
+        else:
+            console.print(
+                "[yellow]models/mobilenetv2-gem-imagenet absent (make models): "
+                "benchmarking patchnorm only[/]"
+            )
+    w, h = (int(v) for v in args.image_size.lower().split("x"))
+    res = run_bench_ros(
+        encoders,
+        [float(r) for r in args.rates.split(",")],
+        frames_per_traverse=args.frames,
+        image_size=(w, h),
+        out_json=args.json,
+        progress=lambda r: console.print(
+            f"{Path(r['encoder']).name} @ {r['rate_hz']:g} Hz: "
+            f"encoded {r['encoded']}/{r['sent']}, "
+            f"image->descriptor p50 {r['image_to_descriptor_p50_ms']:.1f} ms, "
+            f"image->loop closure p50 {r['image_to_loop_closure_p50_ms']:.1f} ms"
+        ),
+    )
+    table = Table(title=f"bench ros ({res['image_size']} rgb8, {res['frames']} frames per run)")
+    for col in (
+        "encoder",
+        "rate Hz",
+        "encoded",
+        "img->desc p50/p95 ms",
+        "img->LC p50/p95 ms",
+        "lag growth",
+        "sustained",
+    ):
+        table.add_column(col)
+    for r in res["runs"]:
+        table.add_row(
+            Path(r["encoder"]).name,
+            f"{r['rate_hz']:g}",
+            f"{r['encoded']}/{r['sent']}",
+            f"{r['image_to_descriptor_p50_ms']:.1f} / {r['image_to_descriptor_p95_ms']:.1f}",
+            f"{r['image_to_loop_closure_p50_ms']:.1f} / {r['image_to_loop_closure_p95_ms']:.1f}",
+            f"{r['lag_growth']:.2f}",
+            "yes" if r["sustained"] else "no",
+        )
+    console.print(table)
+    for enc, rate in res["max_sustained_rate_hz"].items():
+        console.print(f"max sustained rate {Path(enc).name}: {rate:g} Hz (of those tried)")
+    console.print(f"wrote {args.json}")
+    return 0
+
 
 # --------------------------------------------------------------------------- helpers
 def _repo_root() -> Path | None:

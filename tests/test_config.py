@@ -1,0 +1,38 @@
+"""config/lavpr.yaml and the nodes' declared parameters stay in step."""
+
+from __future__ import annotations
+
+import pytest
+
+from lavpr_ros.core.loop_closure import LoopClosureConfig
+from lavpr_ros.graph.config import dataclass_from_params, node_parameters
+from lavpr_ros.graph.description import NODES, default_config_file
+from lavpr_ros.nodes import place_map, text_nav, vpr_encoder
+
+DECLARED = {
+    "vpr_encoder": vpr_encoder.PARAMS,
+    "place_map": place_map.PARAMS + place_map.loop_closure_params(),
+    "text_nav": text_nav.PARAMS,
+}
+
+
+def test_every_node_of_the_graph_has_a_parameter_table() -> None:
+    assert {n.name for n in NODES} == set(DECLARED)
+
+
+@pytest.mark.parametrize("node", sorted(DECLARED))
+def test_yaml_holds_exactly_the_declared_parameters(node: str) -> None:
+    in_yaml = node_parameters(default_config_file(), node)
+    declared = {p.name: p for p in DECLARED[node]}
+    assert set(in_yaml) == set(declared)
+    for name, value in in_yaml.items():
+        default = declared[name].default
+        assert type(value) is type(default), f"{node}.{name}: {value!r} vs {default!r}"
+    assert all(p.description for p in DECLARED[node])
+
+
+def test_yaml_loop_closure_section_builds_the_core_config() -> None:
+    cfg = dataclass_from_params(
+        LoopClosureConfig, node_parameters(default_config_file(), "place_map"), "loop_closure."
+    )
+    assert cfg == LoopClosureConfig()  # the YAML states the core defaults
