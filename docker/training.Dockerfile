@@ -8,8 +8,9 @@ FROM python:3.11-slim
 RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /ws
-COPY training/requirements.txt /ws/training/requirements.txt
-RUN pip install --no-cache-dir -r training/requirements.txt
+COPY training/requirements.txt training/requirements-nodeps.txt /ws/training/
+RUN pip install --no-cache-dir -r training/requirements.txt \
+    && pip install --no-cache-dir --no-deps -r training/requirements-nodeps.txt
 COPY training/ /ws/training/
 COPY src/lavpr_ros/ /ws/src/lavpr_ros/
 RUN pip install --no-cache-dir --no-deps -e training

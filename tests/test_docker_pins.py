@@ -13,6 +13,7 @@ DOCKERFILES = sorted((REPO / "docker").glob("*.Dockerfile"))
 REQ_FILES = [
     *sorted((REPO / "requirements").glob("*.txt")),
     REPO / "training" / "requirements.txt",
+    REPO / "training" / "requirements-nodeps.txt",
 ]
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)(\[[^\]]+\])?==([^\s;#]+)$")
 

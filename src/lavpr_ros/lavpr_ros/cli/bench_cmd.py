@@ -73,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="comma-separated encoder specs (default: patchnorm and, when built, "
         "models/mobilenetv2-gem-imagenet)",
     )
-    ros.add_argument("--rates", default="5,10,20,40", help="input rates to try [Hz]")
+    ros.add_argument("--rates", default="5,10,20,40,80", help="input rates to try [Hz]")
     ros.add_argument("--frames", type=int, default=60, help="frames per traverse (2 traverses)")
     ros.add_argument("--image-size", default="640x480", help="published image size WxH")
     ros.add_argument("--json", type=Path, default=Path("results/bench-ros.json"))

@@ -18,6 +18,10 @@ from .manifest import ModelManifest, load_manifest, verify_checksum
 
 DEFAULT_BATCH = 32
 DEFAULT_MAX_LENGTH = 128
+# Texts longer than max_length * CHARS_PER_TOKEN characters are cut (at whitespace) before
+# tokenising, so a megabyte of text costs no more than a page; if the cut text turns out not to
+# fill max_length tokens, the whole text is tokenised after all (results never change).
+CHARS_PER_TOKEN = 32
 # Only the CPU provider unless asked otherwise: text queries are few and short, and TensorRT
 # would build a new engine for every new sequence length.
 DEFAULT_TEXT_PROVIDERS = ("CPUExecutionProvider",)
@@ -160,8 +164,27 @@ class TextEncoder:
                 f"{path}: output dimension {got} but the manifest says output_dim {self.dim}"
             )
 
+    def _clip(self, text: str) -> str:
+        limit = self.max_length * CHARS_PER_TOKEN
+        if len(text) <= limit:
+            return text
+        cut = max(text.rfind(c, 0, limit) for c in " \n\t")
+        return text[:cut] if cut > 0 else text  # never split a word
+
+    def _tokenize(self, texts: Sequence[str]) -> list[Any]:
+        clipped = [self._clip(t) for t in texts]
+        enc = self.tokenizer.encode_batch(clipped)
+        redo = [
+            i
+            for i, (t, c, e) in enumerate(zip(texts, clipped, enc, strict=True))
+            if c is not t and not e.overflowing
+        ]
+        if redo:  # a clipped text that did not reach max_length: tokenise all of it
+            return self.tokenizer.encode_batch(list(texts))
+        return enc
+
     def _run(self, texts: Sequence[str]) -> np.ndarray:
-        enc = self.tokenizer.encode_batch(list(texts))
+        enc = self._tokenize(texts)
         ids = np.asarray([e.ids for e in enc], dtype=np.int64)
         mask = np.asarray([e.attention_mask for e in enc], dtype=np.int64)
         feeds = {self._ids_name: ids, "attention_mask": mask}

@@ -40,7 +40,7 @@ PARAMS = [
         "Comma-separated ONNX Runtime execution providers in order of "
         "preference (e.g. 'cuda,cpu'); empty = TensorRT -> CUDA -> CPU among those available",
     ),
-    Param("trt_cache_dir", "", "TensorRT engine cache directory (empty = ~/.cache/lavpr/trt)"),
+    Param("trt_cache_dir", "", "TensorRT engine cache folder (empty = trt_cache/ by the model)"),
     Param("subscribe_raw", True, "Subscribe camera/image_raw (sensor_msgs/Image)"),
     Param(
         "subscribe_compressed",

@@ -1,0 +1,19 @@
+"""Print the README's parameter tables from the nodes' declared parameters (keeps README true)."""
+
+from lavpr_ros.nodes import place_map, text_nav, vpr_encoder
+from lavpr_ros.tools import sequence_player
+
+TABLES = {
+    "vpr_encoder": vpr_encoder.PARAMS,
+    "place_map": place_map.PARAMS + place_map.loop_closure_params(),
+    "text_nav": text_nav.PARAMS,
+    "sequence_player": sequence_player.PARAMS,
+}
+
+for node, params in TABLES.items():
+    print(f"\n**{node}** parameters\n")
+    print("| parameter | default | meaning |")
+    print("|---|---|---|")
+    for p in params:
+        default = repr(p.default).replace("|", "\\|")
+        print(f"| `{p.name}` | `{default}` | {p.description} |")

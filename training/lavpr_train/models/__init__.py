@@ -1,0 +1,16 @@
+"""Model building blocks: backbones, aggregators, heads and the assembled VPR model."""
+
+from .aggregators import GeM, build_aggregator
+from .backbones import WeightsNotFoundError, build_backbone
+from .heads import ProjectionHead
+from .vpr import ModelConfig, VPRModel
+
+__all__ = [
+    "GeM",
+    "ModelConfig",
+    "ProjectionHead",
+    "VPRModel",
+    "WeightsNotFoundError",
+    "build_aggregator",
+    "build_backbone",
+]
