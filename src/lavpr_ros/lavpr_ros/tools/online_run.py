@@ -273,30 +273,38 @@ def write_report(run: SequenceRun, out_dir: Path, title: str) -> dict[str, Path]
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": out_dir / "metrics.json", "plot": out_dir / "loop_closures.png"}
     paths["metrics"].write_text(json.dumps(run.metrics, indent=2, default=float) + "\n")
-    xy = np.array(
-        [route_pose(f.place_index, run.metrics.get("spacing_m", 2.0))[:2] for f in run.frames]
-    )
+    places = sorted({f.place_index for f in run.frames})
+    xy = np.array([route_pose(i, run.metrics.get("spacing_m", 2.0))[:2] for i in places])
     fig, ax = plt.subplots(figsize=(8, 6))
-    ax.plot(xy[:, 0], xy[:, 1], "-", color="0.7", lw=1, label="route")
+    ax.plot(xy[:, 0], xy[:, 1], "-", color="0.75", lw=1.5, label="route (both traverses)")
     radius = run.metrics.get("gt_radius_m", 3.0)
-    for c in run.closures:
-        ok = c.distance() <= radius
+    good = np.array([c.query_xy for c in run.closures if c.distance() <= radius]).reshape(-1, 2)
+    bad = [c for c in run.closures if c.distance() > radius]
+    ax.plot(
+        good[:, 0],
+        good[:, 1],
+        "o",
+        ms=3,
+        color="tab:green",
+        label=f"correct loop closure ({len(good)})",
+    )
+    for i, c in enumerate(bad):
         ax.plot(
             [c.query_xy[0], c.match_xy[0]],
-            [c.query_xy[1] + 4, c.match_xy[1]],
-            color="tab:green" if ok else "tab:red",
-            lw=0.8,
-            alpha=0.7,
+            [c.query_xy[1], c.match_xy[1]],
+            "-",
+            lw=1,
+            color="tab:red",
+            label=f"false loop closure ({len(bad)}), to its match" if i == 0 else None,
         )
-    ax.plot([], [], color="tab:green", label="correct loop closure")
-    ax.plot([], [], color="tab:red", label="false loop closure")
+        ax.plot(*c.query_xy, "x", color="tab:red", ms=6)
     m = run.metrics
     ax.set_title(
         f"{title}\nprecision {m.get('precision', float('nan')):.3f}, "
         f"recall {m.get('recall', float('nan')):.3f}, {m.get('loop_closures', 0)} closures"
     )
     ax.set_xlabel("x [m]")
-    ax.set_ylabel("y [m] (query drawn 4 m above its match)")
+    ax.set_ylabel("y [m]")
     ax.axis("equal")
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
