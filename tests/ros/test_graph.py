@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from lavpr_interfaces.msg import LoopClosure, RetrievedPlaces
 from lavpr_interfaces.srv import AnnotatePlace, LoadMap, QueryPlaces, SaveMap
@@ -157,7 +158,23 @@ def test_text_goal_save_restart_load(procs, client, data_root, tmp_path, text_mo
         nan = Odometry()
         nan.header.stamp.sec = 5000
         nan.pose.pose.position.x = math.nan
-        odom.publish(nan)
+        diags = client.subscribe(DiagnosticArray, "/diagnostics")
+
+        def bad_poses() -> int:
+            for arr in reversed(list(diags)):
+                for st in arr.status:
+                    if st.name.endswith("/place_map"):
+                        return int({kv.key: kv.value for kv in st.values}["bad_poses"])
+            return 0
+
+        for _ in range(50):  # until the (best-effort) odometry reader has it
+            odom.publish(nan)
+            try:
+                client.wait_until(lambda: bad_poses() >= 1, 0.5, "NaN pose counted")
+                break
+            except TimeoutError:
+                continue
+        assert bad_poses() >= 1
 
         saved = client.call(SaveMap, "save_map", SaveMap.Request())
         assert saved.success and saved.num_places == 40, saved.message
