@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "bench_cmd",
     "launch_cmd",
     "demo_cmd",
+    "bag_cmd",
 ]
 
 

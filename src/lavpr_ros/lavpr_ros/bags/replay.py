@@ -1,0 +1,439 @@
+"""``lavpr bag replay``: play a bag into the real node graph over DDS, record and score its outputs.
+
+The graph is started with ``lavpr launch`` (as tools/online_run.running_graph does; skip with
+``--no-launch``) on a derived parameter file: vpr_encoder subscribes to the bag's image kind
+(raw or compressed), place_map takes the bag's pose kind (odom / pose / none), and when replaying
+faster than real time vpr_encoder keeps every frame (``max_frame_age_s: 0``, its age check runs on
+image stamps, so a sped-up bag would otherwise look stale). The bag's image and pose messages are
+published as recorded (raw CDR, no re-serialization) on camera/image_raw[/compressed] and
+odom/pose, paced by their log times / ``--rate-factor``, optionally with /clock. vpr/loop_closure
+(and vpr/descriptor with ``--record-descriptors``) are recorded as raw CDR into a result bag
+(rosbags writer), which is then read back and scored exactly like the offline run; frames the
+encoder dropped are reported from its /diagnostics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .evaluate import (
+    Decision,
+    OfflineResult,
+    build_ground_truth,
+    evaluate_bag,
+    load_config,
+    load_poses,
+    positives_per_keyframe,
+    score_decisions,
+    select_topics,
+)
+from .reader import BagSource, StampStats, deserialize, register_msgdef, stamp_ordered, typestore
+
+RECORDED = {
+    "vpr/loop_closure": "lavpr_interfaces/msg/LoopClosure",
+    "vpr/descriptor": "lavpr_interfaces/msg/PlaceDescriptor",
+}
+COMPARED = ("loop_closures", "correct", "precision", "recall", "auc_pr_accepted_only")
+
+
+def _msg_class(msgtype: str) -> Any:
+    pkg, _, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{pkg}.msg"), name)
+
+
+def register_interface_types() -> None:
+    """Teach rosbags' typestore the lavpr_interfaces messages (from the installed .msg files)."""
+    from ament_index_python.packages import get_package_share_directory
+
+    share = Path(get_package_share_directory("lavpr_interfaces")) / "msg"
+    for msgtype in RECORDED.values():
+        name = msgtype.split("/")[-1]
+        register_msgdef(msgtype, "msg", (share / f"{name}.msg").read_text())
+
+
+def keyframe_stamps(
+    src: BagSource, image_topic: str, config: Any, buffer: Any, tol: float, use_poses: bool
+) -> list[int]:
+    """The keyframes the detector takes (stamps only, no encoding): for recall without offline."""
+    from lavpr_ros.core.loop_closure import KeyframeSelector
+
+    sel = KeyframeSelector(
+        config.keyframe_min_distance_m,
+        config.keyframe_min_rotation_rad,
+        config.keyframe_max_interval_s,
+        config.keyframe_min_interval_s,
+    )
+    out = []
+    raw_iter = ((t, raw) for _, _, t, raw in src.messages([image_topic]))
+    for stamp_ns, _, _ in stamp_ordered(raw_iter, 500, StampStats()):
+        pose = buffer.lookup(stamp_ns / 1e9, tol) if use_poses else None
+        if sel.update(stamp_ns / 1e9, pose):
+            out.append(stamp_ns)
+    return out
+
+
+class ReplayNode:
+    """Publishes the bag's messages, records the graph's outputs (raw CDR), reads diagnostics."""
+
+    def __init__(
+        self, image_type: str, pose_type: str | None, clock: bool, record_descriptors: bool
+    ) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("lavpr_bag_replay", context=self.context)
+        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        compressed = image_type.endswith("CompressedImage")
+        self.image_out = "camera/image_raw/compressed" if compressed else "camera/image_raw"
+        self.pub_img = self.node.create_publisher(_msg_class(image_type), self.image_out, qos)
+        self.pub_pose = None
+        if pose_type is not None:
+            out = "odom" if pose_type.endswith("Odometry") else "pose"
+            self.pub_pose = self.node.create_publisher(_msg_class(pose_type), out, qos)
+        self.pub_clock = None
+        if clock:
+            from rosgraph_msgs.msg import Clock
+
+            self.pub_clock = self.node.create_publisher(Clock, "/clock", 10)
+        self.lock = threading.Lock()
+        self.recorded: dict[str, list[tuple[int, bytes]]] = {t: [] for t in RECORDED}
+        self.record_descriptors = record_descriptors
+        self.counts = {"loop_closures": 0, "descriptors": 0}
+        self.last_output = time.monotonic()
+        self.diag: dict[str, dict[str, str]] = {}
+        for topic, msgtype in RECORDED.items():
+            self.node.create_subscription(
+                _msg_class(msgtype), topic, self._recorder(topic), qos, raw=True
+            )
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        with contextlib.suppress(Exception):
+            self.executor.spin()
+
+    def _recorder(self, topic: str):
+        key = "loop_closures" if topic.endswith("loop_closure") else "descriptors"
+
+        def cb(raw: bytes) -> None:
+            with self.lock:
+                self.counts[key] += 1
+                self.last_output = time.monotonic()
+                if key == "loop_closures" or self.record_descriptors:
+                    self.recorded[topic].append((time.time_ns(), bytes(raw)))
+
+        return cb
+
+    def _on_diag(self, msg: Any) -> None:
+        for st in msg.status:
+            name = st.name.split("/")[-1]
+            with self.lock:
+                self.diag[name] = {kv.key: kv.value for kv in st.values}
+
+    def wait_for_subscribers(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pubs = [p for p in (self.pub_img, self.pub_pose) if p is not None]
+        while any(p.get_subscription_count() < 1 for p in pubs):
+            if time.monotonic() > deadline:
+                missing = [p.topic_name for p in pubs if p.get_subscription_count() < 1]
+                raise TimeoutError(f"no subscriber on {', '.join(missing)} after {timeout:.0f} s")
+            time.sleep(0.05)
+
+    def publish_clock(self, t_ns: int) -> None:
+        if self.pub_clock is None:
+            return
+        from rosgraph_msgs.msg import Clock
+
+        msg = Clock()
+        msg.clock.sec, msg.clock.nanosec = divmod(int(t_ns), 1_000_000_000)
+        self.pub_clock.publish(msg)
+
+    def close(self) -> None:
+        import rclpy
+
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self._thread.join(timeout=5)
+
+
+def write_result_bag(path: Path, recorded: dict[str, list[tuple[int, bytes]]]) -> Path:
+    import shutil
+
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    register_interface_types()
+    if path.exists():
+        shutil.rmtree(path)
+    ts = typestore()
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        for topic, msgtype in RECORDED.items():
+            conn = w.add_connection("/" + topic, msgtype, typestore=ts)
+            for t, raw in recorded[topic]:
+                w.write(conn, t, raw)
+    return path
+
+
+def online_decisions(result_bag: Path) -> list[Decision]:
+    """Loop closures of a result bag as decisions (all accepted), read like any other bag."""
+    src = BagSource(result_bag)
+    topic = next((t for t, i in src.topics.items() if i.msgtype == RECORDED["vpr/loop_closure"]))
+    out = []
+    for _, msgtype, _, raw in src.messages([topic]):
+        m = deserialize(raw, msgtype)
+        conf = float(m.confidence)
+        seq = float(m.sequence_score)
+        out.append(
+            Decision(
+                int(m.header.stamp.sec) * 1_000_000_000 + int(m.header.stamp.nanosec),
+                int(m.match_stamp.sec) * 1_000_000_000 + int(m.match_stamp.nanosec),
+                int(m.query_id),
+                int(m.match_id),
+                float(m.score),
+                None if np.isnan(seq) else seq,
+                None if np.isnan(conf) else conf,
+                True,
+                "accepted",
+                float(m.latency_ms),
+            )
+        )
+    src.close()
+    return out
+
+
+def replay_bag(
+    bag: str | Path,
+    out_dir: str | Path,
+    image_topic: str | None = None,
+    pose_topic: str | None = None,
+    encoder: str = "patchnorm",
+    config_file: str | Path | None = None,
+    rate_factor: float = 1.0,
+    clock: bool = False,
+    launch: bool = True,
+    record_descriptors: bool = False,
+    settle_s: float = 3.0,
+    gt_radius: float | None = None,
+    gt_file: str | Path | None = None,
+    offline: bool = True,
+    verbose: bool = False,
+    progress: bool = True,
+    log: Any = print,
+) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from lavpr_ros.core.metrics import latency_percentiles
+    from lavpr_ros.graph.description import default_config_file
+    from lavpr_ros.graph.processes import ProcessGroup
+    from lavpr_ros.tools.online_run import derived_config, env_for_run, running_graph
+
+    if rate_factor <= 0:
+        raise ValueError("--rate-factor must be > 0")
+    bag, out_dir = Path(bag), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    src = BagSource(bag)
+    img, pose = select_topics(src, image_topic, pose_topic, log)
+    pose_type = pose.msgtype
+    if pose_type == "geometry_msgs/msg/PoseWithCovarianceStamped":
+        log("note: place_map takes Odometry or PoseStamped; replaying without poses")
+        pose_type = None
+    compressed = img.msgtype.endswith("CompressedImage")
+    overrides: dict[str, dict[str, Any]] = {
+        "vpr_encoder": {"subscribe_raw": not compressed, "subscribe_compressed": compressed},
+        "place_map": {
+            "pose_source": "none"
+            if pose_type is None
+            else ("odom" if pose_type.endswith("Odometry") else "pose")
+        },
+    }
+    if rate_factor > 1.0:
+        overrides["vpr_encoder"]["max_frame_age_s"] = 0.0
+    params = derived_config(
+        config_file or default_config_file(), overrides, out_dir / "params.yaml"
+    )
+    config, pm_params, _ = load_config(params)
+    tol = float(pm_params.get("pose_tolerance_s", 0.1))
+
+    off: OfflineResult | None = None
+    if offline:
+        log("offline run (same bag, same parameters) ...")
+        off = evaluate_bag(
+            bag,
+            img.topic,
+            pose.topic,
+            encoder,
+            params,
+            gt_radius,
+            gt_file,
+            progress=progress,
+            log=lambda s: None,
+        )
+
+    topics = [img.topic] + ([pose.topic] if pose_type else [])
+    n_images = src.topics[img.topic].count
+    env = env_for_run() if launch else None
+    group = ProcessGroup(env=env, echo=verbose) if launch else None
+    node = ReplayNode(img.msgtype, pose_type, clock, record_descriptors)
+    published = {"images": 0, "poses": 0}
+    t_play = 0.0
+    try:
+        ctx = (
+            running_graph(
+                group,
+                {
+                    "image_model": encoder,
+                    "start_text_nav": "false",
+                    "config_file": str(params),
+                    "use_sim_time": "true" if clock else "false",
+                },
+            )
+            if launch
+            else contextlib.nullcontext()
+        )
+        with ctx:
+            node.wait_for_subscribers(60.0)
+            time.sleep(0.5)  # discovery of the reverse direction (outputs) settles
+            log(f"playing {n_images} images at x{rate_factor:g} into {node.image_out} ...")
+            t0_wall = time.monotonic()
+            t0_bag = None
+            bar = tqdm(total=n_images, desc="replay", unit="img", disable=not progress, leave=False)
+            for topic, _, log_ns, raw in src.messages(topics):
+                t0_bag = log_ns if t0_bag is None else t0_bag
+                delay = t0_wall + (log_ns - t0_bag) / 1e9 / rate_factor - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                node.publish_clock(log_ns)
+                if topic == img.topic:
+                    node.pub_img.publish(raw)
+                    published["images"] += 1
+                    bar.update(1)
+                else:
+                    assert node.pub_pose is not None
+                    node.pub_pose.publish(raw)
+                    published["poses"] += 1
+            bar.close()
+            t_play = time.monotonic() - t0_wall
+            # Let the graph drain: stop once nothing new came for settle_s (bounded).
+            deadline = time.monotonic() + 60.0 + settle_s
+            while time.monotonic() < deadline:
+                with node.lock:
+                    quiet = time.monotonic() - node.last_output
+                    done = node.counts["descriptors"] >= published["images"]
+                if quiet >= settle_s or (done and quiet >= min(settle_s, 1.5)):
+                    break
+                time.sleep(0.1)
+            time.sleep(1.2)  # one more diagnostics period for final counters
+    finally:
+        if group is not None:
+            group.stop_all()
+        node.close()
+    damage = src.damage
+    result_bag = write_result_bag(out_dir / "result_bag", node.recorded)
+
+    # Score the result bag exactly as the offline decisions.
+    decisions = online_decisions(result_bag)
+    if off is not None:
+        gt, kf = off.gt, off.kf_stamps_ns
+    else:
+        ps, pl, _, _, buffer = load_poses(src, pose)
+        gt = build_ground_truth(bag, pose, ps, pl, gt_file, gt_radius, tol)
+        kf = keyframe_stamps(src, img.topic, config, buffer, tol, pose_type is not None)
+    positives = positives_per_keyframe(kf, gt, config) if gt else None
+    sequences = config.sequence_length > 1
+    online, _ = score_decisions(decisions, gt, positives, sequences, with_candidates=False)
+    # Only accepted closures are published: a full PR curve needs the rejected candidates too.
+    online["auc_pr"] = None
+    online["pr_note"] = "online: accepted closures only; compare auc_pr_accepted_only"
+    enc_diag = node.diag.get("vpr_encoder", {})
+    pm_diag = node.diag.get("place_map", {})
+    online.update(
+        mode="online",
+        images_published=published["images"],
+        poses_published=published["poses"],
+        descriptors_received=node.counts["descriptors"],
+        frames_not_encoded=published["images"] - node.counts["descriptors"],
+        encoder_dropped_frames=_int(enc_diag.get("dropped_frames")),
+        encoder_rejected_frames=_int(enc_diag.get("rejected_frames")),
+        place_map_keyframes=_int(pm_diag.get("keyframes")),
+        place_map_rejected=_int(pm_diag.get("rejected")),
+        play_wall_s=t_play,
+        rate_factor=rate_factor,
+        latency_ms={"decision": latency_percentiles([d.latency_ms for d in decisions])},
+        result_bag=str(result_bag),
+        damaged=[damage.__dict__] if damage else [],
+    )
+    report: dict[str, Any] = {"bag": str(bag), "params": str(params), "online": online}
+    if off is not None:
+        report["offline"] = off.metrics
+        report["difference"] = {k: _diff(online.get(k), off.metrics.get(k)) for k in COMPARED}
+    return report
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return int(float(v))
+    except (TypeError, ValueError):
+        return None
+
+
+def _diff(a: Any, b: Any) -> float | None:
+    try:
+        return float(a) - float(b)
+    except (TypeError, ValueError):
+        return None
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    from .report import markdown_table, print_table, write_json
+
+    bag = Path(args.bag)
+    out = Path(args.out or f"results/bag-replay-{bag.name}")
+    report = replay_bag(
+        bag,
+        out,
+        args.image_topic,
+        args.pose_topic,
+        args.encoder,
+        args.config,
+        args.rate_factor,
+        args.clock,
+        not args.no_launch,
+        args.record_descriptors,
+        args.settle,
+        args.gt_radius,
+        args.ground_truth,
+        offline=not args.no_offline,
+        verbose=args.verbose,
+        progress=not args.quiet,
+    )
+    cols = {"online (DDS graph)": report["online"]}
+    if "offline" in report:
+        cols["offline (core)"] = report["offline"]
+    write_json(out / "metrics.json", report)
+    (out / "report.md").write_text(
+        f"# bag replay: {bag.name}\n\n" + markdown_table(cols), encoding="utf-8"
+    )
+    print_table(cols, f"lavpr bag replay {bag.name} (x{args.rate_factor:g})")
+    o = report["online"]
+    print(
+        f"images published {o['images_published']}, descriptors received "
+        f"{o['descriptors_received']}, encoder dropped {o['encoder_dropped_frames']}, "
+        f"place_map keyframes {o['place_map_keyframes']}"
+    )
+    print(f"result bag: {o['result_bag']}; report: {out / 'metrics.json'} {out / 'report.md'}")
+    return 0
