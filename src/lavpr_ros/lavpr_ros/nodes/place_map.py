@@ -65,6 +65,13 @@ PARAMS = [
         0.5,
         "How long a descriptor waits for its pose before it is used without one [s, wall time]",
     ),
+    Param(
+        "time_jump_reset_s",
+        1.0,
+        "A descriptor older than the last keyframe by more than this resets keyframing and "
+        "sequence state (bag restarted, simulation reset) [s]; smaller steps back are dropped "
+        "as out of order",
+    ),
     Param("text_model", "", "Text encoder manifest for the query_places service (empty = off)"),
     Param("query_top_k", 5, "Places returned by query_places when top_k is 0"),
     Param("marker_period_s", 1.0, "Period of vpr/markers [s]; <= 0 disables markers"),
@@ -137,6 +144,7 @@ class PlaceMapNode(Node):
             "loop_closures": 0,
             "bad_poses": 0,
             "pending_dropped": 0,
+            "time_resets": 0,
         }
         self.last_warning = ""
         self.in_rate = RateMeter()
@@ -279,6 +287,18 @@ class PlaceMapNode(Node):
                 f"built with '{self.map.model_id}' ({self.map.dim}-d); dropped"
             )
             return
+        last = self.detector.keyframes.last_stamp
+        if last is not None and stamp < last:
+            jump = last - stamp
+            if jump <= float(self.p["time_jump_reset_s"]):
+                self._reject(f"descriptor {jump:.3f} s older than the last keyframe: dropped")
+                return
+            self.get_logger().warning(
+                f"time jumped back by {jump:.1f} s (bag restarted or simulation reset): "
+                "keyframing and sequence state reset, the map is kept"
+            )
+            self.detector.reset()
+            self.counts["time_resets"] += 1
         try:
             result = self.detector.process(desc, stamp, pose)
         except ValueError as exc:

@@ -1,0 +1,79 @@
+"""place_map as a real process: bad descriptors and time jumps are handled, the node runs on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from lavpr_interfaces.msg import PlaceDescriptor
+from rosclient import RosClient
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture
+def client():
+    c = RosClient()
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def _desc(stamp: float, dim: int = 16, model: str = "m", seed: int = 0, dim_field=None):
+    v = np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
+    msg = PlaceDescriptor()
+    msg.header.stamp.sec = int(stamp)
+    msg.header.stamp.nanosec = round((stamp - int(stamp)) * 1e9)
+    msg.model_id = model
+    msg.dim = dim if dim_field is None else dim_field
+    msg.descriptor = (v / np.linalg.norm(v)).tolist()
+    return msg
+
+
+def test_place_map_bad_descriptors_and_time_jumps(procs, client) -> None:
+    node = procs.start_python(
+        "place_map",
+        [
+            "-m",
+            "lavpr_ros.nodes.place_map",
+            "--ros-args",
+            "-p",
+            "pose_source:=none",
+            "-p",
+            "diagnostics_period_s:=0.3",
+            "-p",
+            "loop_closure.keyframe_max_interval_s:=0.5",
+        ],
+    )
+    node.wait_for_line("[place_map] ready", timeout=60)
+    diags = client.subscribe(DiagnosticArray, "/diagnostics")
+    pub = client.publisher(PlaceDescriptor, "vpr/descriptor")
+    client.wait_for_subscribers(pub)
+
+    def status() -> dict[str, str]:
+        for arr in reversed(list(diags)):
+            for st in arr.status:
+                if st.name.endswith("/place_map"):
+                    return {"message": st.message, **{kv.key: kv.value for kv in st.values}}
+        return {}
+
+    def send(msg, cond, what: str) -> None:
+        pub.publish(msg)
+        client.wait_until(lambda: bool(status()) and cond(status()), 10, what)
+
+    send(_desc(10.0, seed=1), lambda s: s["map_size"] == "1", "first keyframe")
+    send(_desc(11.0, seed=2), lambda s: s["map_size"] == "2", "second keyframe")
+    # Another model's descriptor, a dim field that lies, NaN values: refused, map unchanged.
+    send(_desc(12.0, model="other", seed=3), lambda s: "does not fit" in s["message"], "model")
+    send(_desc(12.0, seed=4, dim_field=99), lambda s: "dim field 99" in s["message"], "dim")
+    nan = _desc(12.0, seed=5)
+    nan.descriptor = [float("nan")] * 16
+    send(nan, lambda s: "NaN" in s["message"], "NaN descriptor")
+    # Slightly older than the last keyframe: dropped as out of order.
+    send(_desc(10.8, seed=6), lambda s: "older than the last keyframe" in s["message"], "ooo")
+    assert status()["map_size"] == "2" and int(status()["rejected"]) == 4
+    # A big jump back (bag restarted): state reset, the map kept and growing.
+    send(_desc(1.0, seed=7), lambda s: s["time_resets"] == "1" and s["map_size"] == "3", "reset")
+    send(_desc(2.0, seed=8), lambda s: s["map_size"] == "4", "keyframes after the reset")
+    assert node.alive()
