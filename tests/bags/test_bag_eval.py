@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import decision_tuples, image_dict, odom_dict, write_mcap_ros2, write_raw_bag
+from bagtools import decision_tuples, image_dict, odom_dict, write_mcap_ros2, write_raw_bag
 
 from lavpr_ros.bags.evaluate import evaluate_bag
 from lavpr_ros.bags.reader import BagReadError, BagSource, choose_topic

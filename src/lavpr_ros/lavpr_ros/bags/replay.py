@@ -39,9 +39,18 @@ from .reader import BagSource, StampStats, deserialize, register_msgdef, stamp_o
 
 RECORDED = {
     "vpr/loop_closure": "lavpr_interfaces/msg/LoopClosure",
+    "vpr/loop_candidates": "lavpr_interfaces/msg/LoopClosure",
     "vpr/descriptor": "lavpr_interfaces/msg/PlaceDescriptor",
 }
-COMPARED = ("loop_closures", "correct", "precision", "recall", "auc_pr_accepted_only")
+COMPARED = (
+    "loop_closures",
+    "correct",
+    "precision",
+    "recall",
+    "auc_pr",
+    "recall_at_100p",
+    "auc_pr_accepted_only",
+)
 
 
 def _msg_class(msgtype: str) -> Any:
@@ -84,7 +93,12 @@ class ReplayNode:
     """Publishes the bag's messages, records the graph's outputs (raw CDR), reads diagnostics."""
 
     def __init__(
-        self, image_type: str, pose_type: str | None, clock: bool, record_descriptors: bool
+        self,
+        image_type: str,
+        pose_type: str | None,
+        clock: bool,
+        record_descriptors: bool,
+        on_closure: Any = None,
     ) -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
@@ -110,7 +124,8 @@ class ReplayNode:
         self.lock = threading.Lock()
         self.recorded: dict[str, list[tuple[int, bytes]]] = {t: [] for t in RECORDED}
         self.record_descriptors = record_descriptors
-        self.counts = {"loop_closures": 0, "descriptors": 0}
+        self.on_closure = on_closure
+        self.counts = {"loop_closures": 0, "loop_candidates": 0, "descriptors": 0}
         self.last_output = time.monotonic()
         self.diag: dict[str, dict[str, str]] = {}
         for topic, msgtype in RECORDED.items():
@@ -128,14 +143,22 @@ class ReplayNode:
             self.executor.spin()
 
     def _recorder(self, topic: str):
-        key = "loop_closures" if topic.endswith("loop_closure") else "descriptors"
+        key = {
+            "vpr/loop_closure": "loop_closures",
+            "vpr/loop_candidates": "loop_candidates",
+        }.get(topic, "descriptors")
 
         def cb(raw: bytes) -> None:
             with self.lock:
                 self.counts[key] += 1
                 self.last_output = time.monotonic()
-                if key == "loop_closures" or self.record_descriptors:
+                if key != "descriptors" or self.record_descriptors:
                     self.recorded[topic].append((time.time_ns(), bytes(raw)))
+            if key == "loop_closures" and self.on_closure is not None:
+                from lavpr_interfaces.msg import LoopClosure
+                from rclpy.serialization import deserialize_message
+
+                self.on_closure(deserialize_message(bytes(raw), LoopClosure))
 
         return cb
 
@@ -189,10 +212,14 @@ def write_result_bag(path: Path, recorded: dict[str, list[tuple[int, bytes]]]) -
     return path
 
 
-def online_decisions(result_bag: Path) -> list[Decision]:
-    """Loop closures of a result bag as decisions (all accepted), read like any other bag."""
+def online_decisions(result_bag: Path) -> tuple[list[Decision], bool]:
+    """Decisions of a result bag, read like any other bag, and whether they include the rejected
+    candidates (vpr/loop_candidates, recorded when place_map publishes them) or only the
+    accepted loop closures."""
     src = BagSource(result_bag)
-    topic = next((t for t, i in src.topics.items() if i.msgtype == RECORDED["vpr/loop_closure"]))
+    cands = src.topics.get("/vpr/loop_candidates")
+    with_rejected = cands is not None and cands.count > 0
+    topic = "/vpr/loop_candidates" if with_rejected else "/vpr/loop_closure"
     out = []
     for _, msgtype, _, raw in src.messages([topic]):
         m = deserialize(raw, msgtype)
@@ -207,13 +234,13 @@ def online_decisions(result_bag: Path) -> list[Decision]:
                 float(m.score),
                 None if np.isnan(seq) else seq,
                 None if np.isnan(conf) else conf,
-                True,
-                "accepted",
+                bool(m.accepted) if with_rejected else True,
+                str(m.reason) if with_rejected else "accepted",
                 float(m.latency_ms),
             )
         )
     src.close()
-    return out
+    return out, with_rejected
 
 
 def replay_bag(
@@ -234,7 +261,10 @@ def replay_bag(
     verbose: bool = False,
     progress: bool = True,
     log: Any = print,
+    on_closure: Any = None,
 ) -> dict[str, Any]:
+    """Replay ``bag`` into the graph and score it; ``on_closure(msg)`` sees each LoopClosure
+    as it is published."""
     from tqdm import tqdm
 
     from lavpr_ros.core.metrics import latency_percentiles
@@ -258,7 +288,9 @@ def replay_bag(
         "place_map": {
             "pose_source": "none"
             if pose_type is None
-            else ("odom" if pose_type.endswith("Odometry") else "pose")
+            else ("odom" if pose_type.endswith("Odometry") else "pose"),
+            # Rejected candidates too, so the online run has a full PR curve.
+            "publish_candidates": True,
         },
     }
     if rate_factor > 1.0:
@@ -288,7 +320,7 @@ def replay_bag(
     n_images = src.topics[img.topic].count
     env = env_for_run() if launch else None
     group = ProcessGroup(env=env, echo=verbose) if launch else None
-    node = ReplayNode(img.msgtype, pose_type, clock, record_descriptors)
+    node = ReplayNode(img.msgtype, pose_type, clock, record_descriptors, on_closure)
     published = {"images": 0, "poses": 0}
     t_play = 0.0
     try:
@@ -346,7 +378,7 @@ def replay_bag(
     result_bag = write_result_bag(out_dir / "result_bag", node.recorded)
 
     # Score the result bag exactly as the offline decisions.
-    decisions = online_decisions(result_bag)
+    decisions, with_rejected = online_decisions(result_bag)
     if off is not None:
         gt, kf = off.gt, off.kf_stamps_ns
     else:
@@ -356,9 +388,9 @@ def replay_bag(
     positives = positives_per_keyframe(kf, gt, config) if gt else None
     sequences = config.sequence_length > 1
     online, _ = score_decisions(decisions, gt, positives, sequences, with_candidates=False)
-    # Only accepted closures are published: a full PR curve needs the rejected candidates too.
-    online["auc_pr"] = None
-    online["pr_note"] = "online: accepted closures only; compare auc_pr_accepted_only"
+    if not with_rejected:  # a graph without publish_candidates: accepted closures only
+        online["auc_pr"] = None
+        online["pr_note"] = "online: accepted closures only; compare auc_pr_accepted_only"
     enc_diag = node.diag.get("vpr_encoder", {})
     pm_diag = node.diag.get("place_map", {})
     online.update(

@@ -1,104 +1,119 @@
-"""``lavpr demo``: the node graph on a real recorded sequence, loop closures live, then metrics."""
+"""``lavpr demo``: the main job. A real recorded sequence as a rosbag2 bag, replayed into the
+running node graph over DDS; loop closures printed as they happen, then online and offline
+metrics side by side, and the report files in a results folder."""
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
+from typing import Any
+
+
+def _ensure_bag(args: argparse.Namespace, console: Any) -> Path:
+    """The demo bag, built from the shared dataset the first time (mcap + ground-truth sidecar)."""
+    from lavpr_ros.bags.writer import dataset_bag_frames, write_bag, write_sidecar
+
+    bag = (
+        Path(args.bag) if args.bag else Path(args.out) / f"{args.dataset}_{args.start}_{args.count}"
+    )
+    if (bag / "metadata.yaml").is_file():
+        console.print(f"bag {bag} (exists, reused)")
+        return bag
+    frames = dataset_bag_frames(args.dataset, None, args.start, args.count, 1.0, args.spacing)
+    console.print(f"building bag {bag} from $LAVPR_DATA/{args.dataset} ({len(frames)} images) ...")
+    write_bag(frames, bag, overwrite=True, progress=True)
+    travs = list(dict.fromkeys(f.traverse for f in frames))
+    write_sidecar(
+        bag,
+        frames,
+        1.5 * args.spacing,
+        {
+            "source": args.dataset,
+            "traverses": travs,
+            "start": args.start,
+            "count": args.count,
+            "rate_hz": 1.0,
+            "spacing_m": args.spacing,
+            "poses": "simulated route (tools/sequences.route_pose)",
+        },
+    )
+    return bag
 
 
 def _demo(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
-    from lavpr_ros.graph.description import default_config_file
-    from lavpr_ros.graph.processes import ProcessGroup
-    from lavpr_ros.tools.online_run import (
-        ClosureRecord,
-        Listener,
-        SequenceRun,
-        derived_config,
-        env_for_run,
-        play_and_wait,
-        running_graph,
-        score_closures,
-        write_report,
-    )
-    from lavpr_ros.tools.sequences import DATASET_TRAVERSES, dataset_frames
+    from lavpr_ros.bags.evaluate import evaluate_bag
+    from lavpr_ros.bags.replay import replay_bag
+    from lavpr_ros.bags.report import markdown_table, print_table, write_json, write_offline_report
 
     console = Console()
-    frames = dataset_frames(args.dataset, DATASET_TRAVERSES[args.dataset], args.start, args.count)
-    radius = args.gt_radius if args.gt_radius > 0 else 1.5 * args.spacing
-    env = env_for_run()
-    console.print(
-        f"[bold]lavpr demo[/]: {args.dataset} frames {args.start}..{args.start + args.count - 1}, "
-        f"{' then '.join(DATASET_TRAVERSES[args.dataset])} ({len(frames)} images at "
-        f"{args.rate} Hz), encoder {args.encoder}, ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}"
-    )
+    out = Path(args.out)
+    bag = _ensure_bag(args, console)
+    radius = 1.5 * args.spacing
 
-    def show(c: ClosureRecord) -> None:
-        ok = c.distance() <= radius
+    def show(msg: Any) -> None:
+        q, m = msg.query_pose.position, msg.match_pose.position
+        dist = math.dist((q.x, q.y), (m.x, m.y))
+        verdict = "[green]correct[/]" if dist <= radius else "[red]false[/]"
         console.print(
-            f"  loop closure {c.query_id:5d} -> {c.match_id:5d}  score {c.score:.3f}  "
-            f"conf {c.confidence:.3f}  {'[green]correct[/]' if ok else '[red]false[/]'} "
-            f"({c.distance():.1f} m)"
+            f"  loop closure {msg.query_id:5d} -> {msg.match_id:5d}  score {msg.score:.3f}  "
+            f"conf {msg.confidence:.3f}  {verdict} ({dist:.1f} m)"
         )
 
-    group = ProcessGroup(env=env, echo=args.verbose)
-    listener = Listener(on_closure=show)
-    try:
-        # Frames are replayed faster than they were recorded: keep every buffered frame.
-        config = derived_config(
-            default_config_file(),
-            {"vpr_encoder": {"max_frame_age_s": 0.0}},
-            Path(args.out) / "params.yaml",
-        )
-        launch_args = {
-            "image_model": args.encoder,
-            "start_text_nav": "false",
-            "config_file": str(config),
-        }
-        with running_graph(group, launch_args):
-            console.print("graph running: vpr_encoder, place_map; playing the sequence ...")
-            play_and_wait(group, args.dataset, args.start, args.count, args.rate, args.spacing)
-    finally:
-        group.stop_all()
-        listener.close()
-    run = SequenceRun(frames=frames, closures=listener.closures)
-    run.metrics = score_closures(run.closures, frames, radius, args.spacing)
-    run.metrics.update(dataset=args.dataset, encoder=args.encoder, rate_hz=args.rate)
-    paths = write_report(run, Path(args.out), f"lavpr demo: {args.dataset} ({args.encoder})")
-    table = Table(title="loop closures, online (real node graph over DDS)", min_width=56)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key in (
-        "frames",
-        "revisit_frames",
-        "loop_closures",
-        "correct",
-        "precision",
-        "recall",
-        "latency_p50_ms",
-        "latency_p95_ms",
-    ):
-        v = run.metrics[key]
-        table.add_row(key, f"{v:.3f}" if isinstance(v, float) else str(v))
-    console.print(table)
-    console.print(f"report: {paths['metrics']}  {paths['plot']}")
+    console.print(
+        f"[bold]lavpr demo[/]: launching vpr_encoder + place_map (encoder {args.encoder}) and "
+        f"replaying {bag.name} at x{args.rate_factor:g} ..."
+    )
+    report = replay_bag(
+        bag,
+        out / "replay",
+        encoder=args.encoder,
+        rate_factor=args.rate_factor,
+        verbose=args.verbose,
+        progress=False,  # the closures are printed as they come instead
+        log=lambda s: console.print(f"[dim]{s}[/]"),
+        on_closure=show,
+    )
+    offline = evaluate_bag(
+        bag, encoder=args.encoder, config_file=report["params"], progress=False, log=lambda s: None
+    )
+    paths = write_offline_report(offline, out / "offline", f"lavpr demo: {bag.name} (offline)")
+    cols = {"online (node graph, DDS)": report["online"], "offline (core)": report["offline"]}
+    write_json(out / "metrics.json", report)
+    (out / "report.md").write_text(
+        f"# lavpr demo: {bag.name}\n\n" + markdown_table(cols), encoding="utf-8"
+    )
+    print_table(cols, f"lavpr demo: {bag.name}, x{args.rate_factor:g}, {args.encoder}")
+    o = report["online"]
+    console.print(
+        f"images published {o['images_published']}, descriptors {o['descriptors_received']}, "
+        f"frames dropped by the encoder {o['encoder_dropped_frames']}"
+    )
+    console.print(
+        f"report: {out / 'metrics.json'}, {out / 'report.md'}, "
+        + ", ".join(str(p) for p in paths.values() if str(p).endswith(".png"))
+    )
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the node graph on a real sequence and score it")
+    p = sub.add_parser(
+        "demo",
+        help="replay a real recorded sequence (a rosbag2 bag) through the node graph and score it",
+        description=__doc__,
+    )
     p.add_argument("--dataset", choices=["nordland", "corridor"], default="nordland")
     p.add_argument("--start", type=int, default=1000, help="first frame of the segment")
     p.add_argument("--count", type=int, default=300, help="frames per traverse")
-    p.add_argument("--rate", type=float, default=15.0, help="publishing rate [Hz]")
     p.add_argument("--spacing", type=float, default=2.0, help="route spacing of places [m]")
+    p.add_argument("--bag", help="use this bag instead of building one from the dataset")
     p.add_argument(
-        "--gt-radius",
+        "--rate-factor",
         type=float,
-        default=0.0,
-        help="a closure is correct within this distance [m] (default 1.5 x spacing)",
+        default=15.0,
+        help="replay speed (the bag has 1 frame per second of recorded time)",
     )
     p.add_argument("--encoder", default="patchnorm", help="image encoder spec")
     p.add_argument("--out", default="results/demo", help="report folder")

@@ -37,6 +37,7 @@ from lavpr_ros.nodes.params import Param, declare
 from lavpr_ros.nodes.runner import run_node
 
 LC_PREFIX = "loop_closure."
+NO_PLACE = 2**64 - 1  # LoopClosure.query_id when the query keyframe was not added (localisation)
 
 PARAMS = [
     Param(
@@ -64,6 +65,12 @@ PARAMS = [
         "pose_wait_s",
         0.5,
         "How long a descriptor waits for its pose before it is used without one [s, wall time]",
+    ),
+    Param(
+        "publish_candidates",
+        False,
+        "Also publish every keyframe's best candidate, accepted or not (with the reason), on "
+        "vpr/loop_candidates: for PR curves of online runs",
     ),
     Param(
         "time_jump_reset_s",
@@ -158,6 +165,11 @@ class PlaceMapNode(Node):
 
         g = self.group
         self.pub_lc = self.create_publisher(LoopClosure, "vpr/loop_closure", 50)
+        self.pub_candidates = (
+            self.create_publisher(LoopClosure, "vpr/loop_candidates", 200)
+            if self.p["publish_candidates"]
+            else None
+        )
         self.pub_markers = self.create_publisher(MarkerArray, "vpr/markers", 1)
         self.pub_described = self.create_publisher(RetrievedPlaces, "vpr/described_places", LATCHED)
         self.create_subscription(
@@ -308,26 +320,44 @@ class PlaceMapNode(Node):
         if result.is_keyframe:
             self.counts["keyframes"] += 1
         d = result.decision
-        if d is not None and d.accepted:
-            self._publish_loop_closure(msg, d, (time.monotonic() - arrived) * 1000.0)
+        if d is None:
+            return
+        latency_ms = (time.monotonic() - arrived) * 1000.0
+        if d.accepted:
+            self._publish_loop_closure(msg, d, latency_ms, pose)
+        if self.pub_candidates is not None:
+            self.pub_candidates.publish(self._loop_closure_msg(msg, d, latency_ms, pose))
 
-    def _publish_loop_closure(self, msg: PlaceDescriptor, d: Any, latency_ms: float) -> None:
+    def _loop_closure_msg(
+        self, msg: PlaceDescriptor, d: Any, latency_ms: float, pose: np.ndarray | None
+    ) -> LoopClosure:
         assert self.map is not None
-        q, m = self.map.get(int(d.query_id)), self.map.get(int(d.match_id))
+        m = self.map.get(int(d.match_id))
         out = LoopClosure()
         out.header.stamp = msg.header.stamp
         out.header.frame_id = self._frame()
-        out.query_id, out.match_id = int(d.query_id), int(d.match_id)
+        # Localisation mode adds no keyframes: the query has no place id then.
+        out.query_id = NO_PLACE if d.query_id is None else int(d.query_id)
+        out.match_id = int(d.match_id)
         out.match_stamp = sec_to_stamp(m.stamp)
-        out.has_poses = q.pose is not None and m.pose is not None
-        out.query_pose, out.match_pose = array_to_pose(q.pose), array_to_pose(m.pose)
+        out.has_poses = pose is not None and m.pose is not None
+        out.query_pose, out.match_pose = array_to_pose(pose), array_to_pose(m.pose)
         out.score = float(d.score)
         out.sequence_score = math.nan if d.sequence_score is None else float(d.sequence_score)
         out.confidence = math.nan if d.confidence is None else float(d.confidence)
         out.sequence_length = int(d.sequence_length)
         out.latency_ms = float(latency_ms)
+        out.accepted = bool(d.accepted)
+        out.reason = str(d.reason)
+        return out
+
+    def _publish_loop_closure(
+        self, msg: PlaceDescriptor, d: Any, latency_ms: float, pose: np.ndarray | None
+    ) -> None:
+        out = self._loop_closure_msg(msg, d, latency_ms, pose)
         self.pub_lc.publish(out)
-        self.edges.append((out.query_id, out.match_id))
+        if out.query_id != NO_PLACE:
+            self.edges.append((out.query_id, out.match_id))
         self.counts["loop_closures"] += 1
         print(
             f"[place_map] loop closure: place {out.query_id} -> {out.match_id} "
