@@ -1,12 +1,13 @@
 """Print the README's parameter tables from the nodes' declared parameters (keeps README true)."""
 
-from lavpr_ros.nodes import place_map, text_nav, vpr_encoder
+from lavpr_ros.nodes import geo_localizer, place_map, text_nav, vpr_encoder
 from lavpr_ros.tools import sequence_player
 
 TABLES = {
     "vpr_encoder": vpr_encoder.PARAMS,
     "place_map": place_map.PARAMS + place_map.loop_closure_params(),
     "text_nav": text_nav.PARAMS,
+    "geo_localizer": geo_localizer.PARAMS,
     "sequence_player": sequence_player.PARAMS,
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lavpr_ros.nodes import place_map, text_nav, vpr_encoder
+from lavpr_ros.nodes import geo_localizer, place_map, text_nav, vpr_encoder
 from lavpr_ros.tools import sequence_player
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,6 +23,7 @@ def test_every_parameter_is_in_the_readme() -> None:
         + place_map.PARAMS
         + place_map.loop_closure_params()
         + text_nav.PARAMS
+        + geo_localizer.PARAMS
         + sequence_player.PARAMS
     )
     missing = [p.name for p in params if f"`{p.name}`" not in README]

@@ -39,6 +39,7 @@ setup(
             "vpr_encoder = lavpr_ros.nodes.vpr_encoder:main",
             "place_map = lavpr_ros.nodes.place_map:main",
             "text_nav = lavpr_ros.nodes.text_nav:main",
+            "geo_localizer = lavpr_ros.nodes.geo_localizer:main",
         ],
     },
 )

@@ -15,6 +15,8 @@ COMMAND_MODULES = [
     "launch_cmd",
     "demo_cmd",
     "bag_cmd",
+    "map_cmd",
+    "geo_cmd",
 ]
 
 

@@ -38,7 +38,7 @@ NODES: tuple[NodeSpec, ...] = (
         executable="place_map",
         module="lavpr_ros.nodes.place_map",
         start_arg="start_place_map",
-        arg_params={"map_path": "map_path", "text_model": "text_model"},
+        arg_params={"map_path": "map_path", "text_model": "text_model", "maps_root": "maps_root"},
     ),
     NodeSpec(
         name="text_nav",
@@ -46,6 +46,14 @@ NODES: tuple[NodeSpec, ...] = (
         module="lavpr_ros.nodes.text_nav",
         start_arg="start_text_nav",
         arg_params={"text_model": "text_model"},
+    ),
+    NodeSpec(
+        name="geo_localizer",
+        executable="geo_localizer",
+        module="lavpr_ros.nodes.geo_localizer",
+        start_arg="start_geo_localizer",
+        default_start=False,
+        arg_params={"geo_base_url": "base_url"},
     ),
 )
 
@@ -64,6 +72,8 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("image_model", "", "Image encoder: 'patchnorm' or a model manifest path"),
     LaunchArgument("text_model", "", "Text encoder manifest path (text_nav, query_places)"),
     LaunchArgument("map_path", "", "Place map directory to load at start and save to"),
+    LaunchArgument("maps_root", "", "Folder of country/city-tagged maps (geo map selection)"),
+    LaunchArgument("geo_base_url", "", "GLOBE server URL incl. /v1 (geo_localizer)"),
     *(
         LaunchArgument(n.start_arg, "true" if n.default_start else "false", f"Start {n.name}")
         for n in NODES

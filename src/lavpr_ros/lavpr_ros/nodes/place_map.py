@@ -17,7 +17,13 @@ from typing import Any
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
-from lavpr_interfaces.msg import LoopClosure, PlaceDescriptor, RetrievedPlace, RetrievedPlaces
+from lavpr_interfaces.msg import (
+    GeoEstimate,
+    LoopClosure,
+    PlaceDescriptor,
+    RetrievedPlace,
+    RetrievedPlaces,
+)
 from lavpr_interfaces.srv import AnnotatePlace, LoadMap, QueryPlaces, SaveMap
 from nav_msgs.msg import Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -25,6 +31,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from visualization_msgs.msg import MarkerArray
 
+from lavpr_ros.core.geo import scan_maps, select_map
 from lavpr_ros.core.loop_closure import LoopClosureConfig, LoopClosureDetector
 from lavpr_ros.core.place_map import PlaceMap
 from lavpr_ros.core.pose_buffer import PoseBuffer
@@ -83,6 +90,18 @@ PARAMS = [
     Param("query_top_k", 5, "Places returned by query_places when top_k is 0"),
     Param("marker_period_s", 1.0, "Period of vpr/markers [s]; <= 0 disables markers"),
     Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]"),
+    Param(
+        "maps_root",
+        "",
+        "Folder of saved maps tagged with country/city (lavpr map tag); with auto_select_map, "
+        "a vpr/geo_estimate arriving while no map is loaded loads the matching one; empty = off",
+    ),
+    Param(
+        "auto_select_map",
+        True,
+        "Load the maps_root map matching a geo estimate (city match beats country match) when "
+        "no map is loaded and nothing is mapped yet",
+    ),
 ]
 
 LATCHED = QoSProfile(
@@ -190,6 +209,11 @@ class PlaceMapNode(Node):
         self.create_service(LoadMap, "load_map", self._srv_load, callback_group=g)
         self.create_service(AnnotatePlace, "annotate_place", self._srv_annotate, callback_group=g)
         self.create_service(QueryPlaces, "query_places", self._srv_query, callback_group=g)
+        self.geo_map = ""  # the map loaded for a geo estimate (then estimates are ignored)
+        if self.p["maps_root"] and self.p["auto_select_map"]:
+            self.create_subscription(
+                GeoEstimate, "vpr/geo_estimate", self._on_geo_estimate, LATCHED, callback_group=g
+            )
         self.create_timer(0.02, self._flush_pending, callback_group=g)
         if float(self.p["marker_period_s"]) > 0:
             self.create_timer(
@@ -222,6 +246,44 @@ class PlaceMapNode(Node):
         self.edges = []
         if self.text_index is not None:
             self.text_index.sync((p.id, p.description) for p in place_map.places)
+
+    def _on_geo_estimate(self, msg: GeoEstimate) -> None:
+        """No map loaded and nothing mapped yet: load the maps_root map matching the estimate's
+        city (else its country). Otherwise the estimate is ignored."""
+        label = f"{msg.country or '?'} / {msg.city or '?'}"
+        path = self.p["map_path"]
+        from_path = bool(path) and (Path(path) / "manifest.yaml").is_file()
+        if self.geo_map or (self.map is not None and (len(self.map) > 0 or from_path)):
+            why = f"map {self.geo_map} already selected" if self.geo_map else "a map is in use"
+            self.get_logger().info(f"geo estimate {label} ignored: {why}")
+            return
+        root = self.p["maps_root"]
+        try:
+            entries = scan_maps(root)
+        except FileNotFoundError as exc:
+            self._warn(f"geo estimate {label}: {exc}")
+            return
+        model = self.map.model_id if self.map is not None else None
+        choice = select_map(entries, msg.country, msg.city, model_id=model)
+        if choice is None:
+            self._warn(
+                f"geo estimate {label}: none of the {len(entries)} map(s) in {root} is tagged "
+                "with this city or country"
+            )
+            return
+        try:
+            loaded = PlaceMap.load(choice.entry.path, expected_model_id=model)
+        except Exception as exc:
+            self._warn(f"geo estimate {label}: cannot load {choice.entry.path}: {exc}")
+            return
+        self._install_map(loaded)
+        self.pending.clear()
+        self._publish_described()
+        self.geo_map = str(choice.entry.path)
+        self.get_logger().info(
+            f"geo estimate {label}: loaded map {self.geo_map} ({len(loaded)} places, "
+            f"matched on {choice.level})"
+        )
 
     def on_shutdown(self) -> None:
         path = self.p["map_path"]
