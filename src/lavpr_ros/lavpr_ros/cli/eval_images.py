@@ -13,6 +13,13 @@ traverse (0.586, AUC-PR 0.512; 0.279 with the Nordland normalisation). Descripto
 Nordland (sequence R@1, L=20, batch prototype): 64x32/p8 0.899, 48x24/p6 0.900, 64x32/p16 0.896,
 64x32/p4 0.893, 32x16/p8 0.889; single-frame R@1 best for 64x32/p8 (0.132). See
 core/sequence.py for the sequence-matching variants tried.
+
+Language modes (LaVPR), ``--mode text|fusion|cross-modal`` with description CSVs in the LaVPR
+layout (``image_path,description``, keyed by image file name): ``text`` ranks the described
+reference images by the query's description; ``cross-modal`` ranks reference *image*
+descriptors by the query's description (a text model mapped into the image space); ``fusion``
+ranks by the fused image + text score and reports image-only Recall on the same queries.
+``--query-range A:B`` restricts the queries (e.g. those held out from training).
 """
 
 from __future__ import annotations
@@ -172,6 +179,8 @@ def _print_table(metrics: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..core.encoders import create_encoder
 
+    if args.mode != "image":
+        return run_language(args)
     if args.sequence_length < 0:
         raise ValueError("--sequence-length must be >= 0")
     velocities = tuple(float(v) for v in args.velocities.split(","))
@@ -220,6 +229,111 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _query_range(spec: str | None, n: int) -> list[int]:
+    if not spec:
+        return list(range(n))
+    a, b = (int(v) for v in spec.split(":"))
+    if not 0 <= a < b:
+        raise ValueError(f"--query-range must be A:B with 0 <= A < B, got {spec!r}")
+    return list(range(a, min(b, n)))
+
+
+def language_metrics(
+    sims: np.ndarray, positives: list[set[int]], prefix: str = ""
+) -> dict[str, float]:
+    """Recall@k of a (Q, N) score matrix (NaN/-inf scores rank last)."""
+    s = np.nan_to_num(np.asarray(sims, dtype=np.float64), nan=-np.inf)
+    ranked = np.argsort(-s, axis=1, kind="stable")[:, : max(KS)]
+    return {prefix + k: v for k, v in recall_at_k(ranked, positives, KS).items()}
+
+
+def run_language(args: argparse.Namespace) -> int:
+    """--mode text | fusion | cross-modal: Recall@k over the queries that have a description."""
+    from ..core.descriptions import descriptions_for, read_descriptions
+
+    ds = _dataset_from_args(args)
+    if not args.query_descriptions:
+        raise ValueError(f"--mode {args.mode} needs --query-descriptions (a LaVPR-layout CSV)")
+    q_text = descriptions_for(ds.query_paths, read_descriptions(args.query_descriptions))
+    chosen = [i for i in _query_range(args.query_range, len(ds.query_paths)) if q_text[i]]
+    if not chosen:
+        raise ValueError("no query in range has a description in --query-descriptions")
+    texts = [q_text[i] or "" for i in chosen]
+    positives = [ds.positives[i] for i in chosen]
+    quiet = args.json or args.quiet
+    result: dict[str, Any] = {
+        "dataset": ds.name,
+        "mode": args.mode,
+        "num_refs": len(ds.ref_paths),
+        "num_queries": len(ds.query_paths),
+        "num_queries_evaluated": len(chosen),
+        "query_range": args.query_range or "all",
+        "query_folder": str(ds.query_paths[0].parent) if ds.query_paths else "",
+    }
+    t0 = time.perf_counter()
+    r_text: list[str | None] = [None] * len(ds.ref_paths)
+    if args.mode in ("text", "fusion"):
+        if not (args.descriptions and args.text_model):
+            raise ValueError(f"--mode {args.mode} needs --descriptions and --text-model")
+        from ..core.text_encoder import TextEncoder
+
+        r_text = descriptions_for(ds.ref_paths, read_descriptions(args.descriptions))
+        described = [j for j, t in enumerate(r_text) if t]
+        if not described:
+            raise ValueError("no reference image has a description in --descriptions")
+        text_enc = TextEncoder(args.text_model)
+        qt = text_enc.encode(texts)
+        rt = np.zeros((len(ds.ref_paths), text_enc.dim), np.float32)
+        rt[described] = text_enc.encode([r_text[j] or "" for j in described])
+        has = np.zeros(len(ds.ref_paths), dtype=bool)
+        has[described] = True
+        s_text = np.where(has[None, :], qt @ rt.T, np.nan)
+        result["text_model"] = text_enc.model_id
+        result["num_refs_described"] = len(described)
+        result.update(language_metrics(s_text, positives, "text_"))
+    if args.mode in ("fusion", "cross-modal"):
+        from ..core.encoders import create_encoder
+
+        encoder = create_encoder(args.encoder)
+        ref, _ = encode_paths(encoder, ds.ref_paths, args.batch_size, "ref", quiet)
+        result["encoder"] = encoder.model_id
+    if args.mode == "cross-modal":
+        if not args.cross_modal_model:
+            raise ValueError("--mode cross-modal needs --cross-modal-model")
+        from ..core.cross_modal import CrossModalRetriever
+
+        cm = CrossModalRetriever(args.cross_modal_model)
+        cm.check_map(encoder.model_id, encoder.dim)
+        result["cross_modal_model"] = cm.model_id
+        result.update(language_metrics(cm.embed(texts) @ ref.T, positives, "cross_modal_"))
+    if args.mode == "fusion":
+        if not args.fusion_model:
+            raise ValueError("--mode fusion needs --fusion-model")
+        from ..core.fusion import FusionModel
+
+        fm = FusionModel(args.fusion_model)
+        fm.check_models(encoder.model_id, text_enc.model_id)
+        paths = [ds.query_paths[i] for i in chosen]
+        qi, _ = encode_paths(encoder, paths, args.batch_size, "query", quiet)
+        fused = np.stack([fm.scores(qi[n], qt[n], ref, rt, has).score for n in range(len(chosen))])
+        result["fusion_model"] = fm.model_id
+        result["fusion_mode"] = fm.mode
+        result.update(language_metrics(qi @ ref.T, positives, "image_"))
+        result.update(language_metrics(fused, positives, "fusion_"))
+        if fm.mode != "concat":
+            w = fm.weights(qi, qt)
+            result["mean_w_image"] = float(w[:, 0].mean())
+    result["seconds"] = time.perf_counter() - t0
+    out_dir = Path(args.out or f"results/eval-{ds.name}-{args.mode}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print_table({"encoder": result.get("encoder", args.mode), **result})
+    return 0
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "eval-images",
@@ -248,6 +362,18 @@ def register(subparsers: Any) -> None:
         "--start", type=int, default=0, help="first frame of a segment of both traverses"
     )
     p.add_argument("--limit", type=int, default=None, help="frames in the segment")
+    p.add_argument(
+        "--mode",
+        choices=("image", "text", "fusion", "cross-modal"),
+        default="image",
+        help="retrieval mode (LaVPR): image, text (descriptions), fusion, cross-modal",
+    )
+    p.add_argument("--descriptions", type=Path, help="LaVPR-layout CSV of the reference images")
+    p.add_argument("--query-descriptions", type=Path, help="LaVPR-layout CSV of the queries")
+    p.add_argument("--text-model", help="text model manifest (text and fusion modes)")
+    p.add_argument("--fusion-model", help="fusion model manifest (kind fusion)")
+    p.add_argument("--cross-modal-model", help="cross-modal text model manifest")
+    p.add_argument("--query-range", help="A:B: evaluate queries A..B-1 only (held-out split)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "bag_cmd",
     "map_cmd",
     "geo_cmd",
+    "degrade_cmd",
 ]
 
 

@@ -44,6 +44,7 @@ from lavpr_ros.nodes.params import Param, declare
 from lavpr_ros.nodes.runner import run_node
 
 LC_PREFIX = "loop_closure."
+QUERY_MODES = ("text", "image", "cross_modal", "fusion")
 NO_PLACE = 2**64 - 1  # LoopClosure.query_id when the query keyframe was not added (localisation)
 
 PARAMS = [
@@ -88,6 +89,24 @@ PARAMS = [
     ),
     Param("text_model", "", "Text encoder manifest for the query_places service (empty = off)"),
     Param("query_top_k", 5, "Places returned by query_places when top_k is 0"),
+    Param(
+        "query_mode",
+        "text",
+        "query_places mode when a request names none: text (descriptions), image (the latest "
+        "camera descriptor), cross_modal (text vs image descriptors) or fusion",
+    ),
+    Param(
+        "cross_modal_model",
+        "",
+        "Cross-modal text model manifest (text -> this map's image-descriptor space) for "
+        "query_places mode cross_modal; finds places nobody described (empty = off)",
+    ),
+    Param(
+        "fusion_model",
+        "",
+        "Fusion model manifest (kind fusion) for query_places mode fusion: the latest camera "
+        "descriptor + the request text as its description (needs text_model; empty = off)",
+    ),
     Param("marker_period_s", 1.0, "Period of vpr/markers [s]; <= 0 disables markers"),
     Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]"),
     Param(
@@ -180,6 +199,7 @@ class PlaceMapNode(Node):
             from lavpr_ros.core.text_encoder import TextEncoder
 
             self.text_index = TextPlaceIndex(TextEncoder(self.p["text_model"]))
+        self._init_language_modes()
         self._maybe_load_on_start()
 
         g = self.group
@@ -316,6 +336,7 @@ class PlaceMapNode(Node):
     def _on_descriptor(self, msg: PlaceDescriptor) -> None:
         self.counts["descriptors"] += 1
         self.in_rate.tick()
+        self.last_view = (msg.model_id, np.asarray(msg.descriptor, dtype=np.float32))
         if len(self.pending) == self.pending.maxlen:
             self.counts["pending_dropped"] += 1
         self.pending.append((msg, time.monotonic()))
@@ -487,31 +508,118 @@ class PlaceMapNode(Node):
         res.success, res.place_id, res.message = True, pid, f"place {pid} annotated"
         return res
 
+    def _init_language_modes(self) -> None:
+        """Models of the query_places modes beyond text (LaVPR: cross_modal, fusion)."""
+        from lavpr_ros.core.cross_modal import CrossModalRetriever
+        from lavpr_ros.core.fusion import FusionModel
+
+        self.last_view: tuple[str, np.ndarray] | None = None  # latest camera descriptor
+        self.cross_modal = (
+            CrossModalRetriever(self.p["cross_modal_model"])
+            if self.p["cross_modal_model"]
+            else None
+        )
+        self.fusion = FusionModel(self.p["fusion_model"]) if self.p["fusion_model"] else None
+        self._text_cache: dict[tuple[int, str], np.ndarray] = {}
+        if self.p["query_mode"] not in QUERY_MODES:
+            raise ValueError(f"query_mode must be one of {', '.join(QUERY_MODES)}")
+
     def _srv_query(
         self, req: QueryPlaces.Request, res: QueryPlaces.Response
     ) -> QueryPlaces.Response:
-        mode = req.mode or "text"
-        if mode != "text":
-            res.success, res.message = (
-                False,
-                f"retrieval mode '{mode}' is not available; use 'text'",
-            )
-            return res
-        if self.text_index is None:
-            res.success, res.message = False, "no text model configured (parameter text_model)"
-            return res
+        mode = (req.mode or self.p["query_mode"]).replace("-", "_")
+        k = int(req.top_k or self.p["query_top_k"])
         try:
-            hits = self.text_index.query(req.text, int(req.top_k or self.p["query_top_k"]))
+            if mode == "text":
+                res.places = self._query_text(req.text, k)
+            elif mode == "image":
+                res.places = self._query_image(k)
+            elif mode == "cross_modal":
+                res.places = self._query_cross_modal(req.text, k)
+            elif mode == "fusion":
+                res.places = self._query_fusion(req.text, k)
+            else:
+                raise ValueError(
+                    f"retrieval mode '{mode}' is not available; use {', '.join(QUERY_MODES)}"
+                )
         except ValueError as exc:
             res.success, res.message = False, str(exc)
             return res
-        res.places = [self._retrieved(h.place_id, h.score, text_score=h.score) for h in hits]
         res.success = True
-        res.message = f"{len(hits)} place(s)" if hits else "no described places"
+        res.message = f"{len(res.places)} place(s) ({mode})" if res.places else "no places"
+        if mode == "text" and not res.places:
+            res.message = "no described places"
         return res
 
+    def _query_text(self, text: str, k: int) -> list[RetrievedPlace]:
+        if self.text_index is None:
+            raise ValueError("no text model configured (parameter text_model)")
+        hits = self.text_index.query(text, k)
+        return [self._retrieved(h.place_id, h.score, text_score=h.score) for h in hits]
+
+    def _view(self) -> np.ndarray:
+        if self.map is None or len(self.map) == 0:
+            raise ValueError("the map has no places yet")
+        if self.last_view is None:
+            raise ValueError("no camera descriptor received yet (vpr/descriptor)")
+        model_id, desc = self.last_view
+        if model_id != self.map.model_id or desc.size != self.map.dim:
+            raise ValueError(f"latest descriptor is from '{model_id}', the map's model differs")
+        return desc
+
+    def _query_image(self, k: int) -> list[RetrievedPlace]:
+        view = self._view()
+        assert self.map is not None
+        hits = self.map.search(view, k)
+        return [self._retrieved(i, s, image_score=s) for i, s in hits]
+
+    def _query_cross_modal(self, text: str, k: int) -> list[RetrievedPlace]:
+        if self.cross_modal is None:
+            raise ValueError("no cross-modal model configured (parameter cross_modal_model)")
+        if self.map is None or len(self.map) == 0:
+            return []
+        try:
+            hits = self.cross_modal.search(self.map, text, k)
+        except ValueError as exc:  # CrossModalError: another image model's map
+            raise ValueError(str(exc)) from exc
+        return [self._retrieved(h.place_id, h.score, image_score=h.score) for h in hits]
+
+    def _query_fusion(self, text: str, k: int) -> list[RetrievedPlace]:
+        if self.fusion is None or self.text_index is None:
+            raise ValueError("fusion needs the fusion_model and text_model parameters")
+        if not text.strip():
+            raise ValueError("empty text query (fusion uses it as the current place's words)")
+        q_img = self._view()
+        assert self.map is not None
+        self.fusion.check_models(self.map.model_id, self.text_index.embedder.model_id)
+        embedder = self.text_index.embedder
+        ct = np.zeros((len(self.map), embedder.dim), dtype=np.float32)
+        has = np.zeros(len(self.map), dtype=bool)
+        todo = [
+            (p.id, p.description)
+            for p in self.map.places
+            if p.description and (p.id, p.description) not in self._text_cache
+        ]
+        if todo:
+            vecs = embedder.encode([t for _, t in todo])
+            self._text_cache.update(dict(zip(todo, vecs, strict=True)))
+        for p in self.map.places:
+            if p.description:
+                ct[p.id], has[p.id] = self._text_cache[(p.id, p.description)], True
+        q_txt = embedder.encode([text[:10_000]])[0]
+        fused = self.fusion.scores(q_img, q_txt, self.map.descriptors, ct, has)
+        order = np.argsort(-fused.score, kind="stable")[: max(1, k)]
+        return [
+            self._retrieved(
+                int(i), float(fused.score[i]), float(fused.text[i]), float(fused.image[i])
+            )
+            for i in order
+        ]
+
     # -- outputs -------------------------------------------------------------------------------
-    def _retrieved(self, pid: int, score: float, text_score: float = math.nan) -> RetrievedPlace:
+    def _retrieved(
+        self, pid: int, score: float, text_score: float = math.nan, image_score: float = math.nan
+    ) -> RetrievedPlace:
         assert self.map is not None
         place = self.map.get(pid)
         r = RetrievedPlace()
@@ -521,7 +629,7 @@ class PlaceMapNode(Node):
         r.pose.header.stamp = sec_to_stamp(place.stamp)
         r.pose.pose = array_to_pose(place.pose)
         r.description = place.description
-        r.score, r.image_score, r.text_score = float(score), math.nan, float(text_score)
+        r.score, r.image_score, r.text_score = float(score), float(image_score), float(text_score)
         return r
 
     def _publish_described(self) -> None:

@@ -5,15 +5,23 @@ the `tokenizers` library, no torch) and matched against the descriptions of the 
 which place_map publishes, latched, on vpr/described_places. The best place's pose goes to
 goal_pose (geometry_msgs/PoseStamped, what Nav2's bt_navigator listens to) only when its score
 passes ``min_score``; otherwise no goal is sent and the reason is logged and published.
+
+Retrieval modes (``mode``, LaVPR): ``text`` runs here (place descriptions); ``cross_modal`` (the
+command against the places' *image* descriptors, so undescribed places can be found), ``fusion``
+(the current camera view + the command as its description) and ``image`` (the current camera
+view alone) are asked from place_map's ``query_places`` service, asynchronously: the answer
+arrives as a future's callback and the executor is never blocked waiting for it.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 from geometry_msgs.msg import PoseStamped
 from lavpr_interfaces.msg import RetrievedPlace, RetrievedPlaces
+from lavpr_interfaces.srv import QueryPlaces
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -26,14 +34,26 @@ from lavpr_ros.nodes.params import Param, declare
 from lavpr_ros.nodes.runner import run_node
 
 PARAMS = [
-    Param("text_model", "", "Text encoder model manifest (.yaml or its directory); required"),
+    Param(
+        "text_model",
+        "",
+        "Text encoder model manifest (.yaml or its directory); needed by mode text",
+    ),
     Param("providers", "", "Comma-separated ONNX Runtime execution providers; empty = auto"),
     Param("top_k", 5, "Places published on vpr/retrieved_places per command"),
     Param("min_score", 0.35, "Cosine score the best place needs for a goal to be sent"),
-    Param("mode", "text", "Retrieval mode (text: place descriptions)"),
+    Param(
+        "mode",
+        "text",
+        "Retrieval mode: text (place descriptions, here), or via place_map's query_places: "
+        "cross_modal (text vs image descriptors), fusion (camera view + text), image (view)",
+    ),
+    Param("query_timeout_s", 5.0, "How long to wait for query_places before giving up [s]"),
     Param("goal_frame_id", "", "Frame of goal_pose; empty = the places' frame"),
     Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]"),
 ]
+
+MODES = ("text", "cross_modal", "fusion", "image")
 
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
@@ -44,13 +64,19 @@ class TextNavNode(Node):
     def __init__(self) -> None:
         super().__init__("text_nav")
         self.p = declare(self, PARAMS)
-        if not self.p["text_model"]:
-            raise ValueError("text_nav needs the text_model parameter (a text model manifest)")
-        if self.p["mode"] != "text":
-            raise ValueError(f"retrieval mode '{self.p['mode']}' is not available; use 'text'")
-        providers = [s.strip() for s in str(self.p["providers"]).split(",") if s.strip()]
-        self.encoder = TextEncoder(self.p["text_model"], providers=providers or None)
-        self.index = TextPlaceIndex(self.encoder)
+        self.mode = str(self.p["mode"]).replace("-", "_")
+        if self.mode not in MODES:
+            raise ValueError(f"retrieval mode '{self.mode}' is not one of {', '.join(MODES)}")
+        self.encoder: TextEncoder | None = None
+        self.index: TextPlaceIndex | None = None
+        if self.mode == "text":
+            if not self.p["text_model"]:
+                raise ValueError("text_nav mode text needs the text_model parameter")
+            providers = [s.strip() for s in str(self.p["providers"]).split(",") if s.strip()]
+            self.encoder = TextEncoder(self.p["text_model"], providers=providers or None)
+            self.index = TextPlaceIndex(self.encoder)
+        self.pending: dict[int, tuple[Any, float, RetrievedPlaces, float]] = {}
+        self._next = 0
         self.places: dict[int, RetrievedPlace] = {}
         self.frame_id = ""
         self.commands = self.goals = self.refused = 0
@@ -63,13 +89,24 @@ class TextNavNode(Node):
         self.create_subscription(
             RetrievedPlaces, "vpr/described_places", self._on_described, LATCHED, callback_group=g
         )
+        self.client = self.create_client(QueryPlaces, "query_places", callback_group=g)
+        self.create_timer(0.2, self._expire, callback_group=g)
         self.diag = Diagnostics(self, self._diagnostics, float(self.p["diagnostics_period_s"]))
-        self.get_logger().info(f"text encoder {self.encoder.model_id} on {self.encoder.provider}")
+        if self.encoder is not None:
+            self.get_logger().info(
+                f"text encoder {self.encoder.model_id} on {self.encoder.provider}"
+            )
+        else:
+            self.get_logger().info(f"mode {self.mode}: retrieval by place_map's query_places")
 
     def _on_described(self, msg: RetrievedPlaces) -> None:
         self.places = {int(p.place_id): p for p in msg.places}
         self.frame_id = msg.header.frame_id
-        encoded = self.index.sync((pid, p.description) for pid, p in self.places.items())
+        encoded = (
+            self.index.sync((pid, p.description) for pid, p in self.places.items())
+            if self.index is not None
+            else 0
+        )
         self.get_logger().info(f"{len(self.places)} described place(s) ({encoded} newly encoded)")
 
     def _on_command(self, msg: String) -> None:
@@ -80,14 +117,18 @@ class TextNavNode(Node):
         out = RetrievedPlaces()
         out.header.stamp = self.get_clock().now().to_msg()
         out.header.frame_id = self.frame_id
-        out.query, out.mode = text[:1000], "text"
-        if not text.strip():
+        out.query, out.mode = text[:1000], self.mode
+        if not text.strip() and self.mode != "image":
             self._refuse(out, "empty text command ignored")
             return
         if len(text) > MAX_QUERY_CHARS:
             self.get_logger().warning(
                 f"text command of {len(text)} chars truncated to {MAX_QUERY_CHARS}"
             )
+        if self.mode != "text":
+            self._ask_place_map(text, out, t0)
+            return
+        assert self.index is not None
         hits = self.index.query(text, int(self.p["top_k"]))
         for h in hits:
             src = self.places[h.place_id]
@@ -100,6 +141,49 @@ class TextNavNode(Node):
         if not hits:
             self._refuse(out, "no described places in the map: annotate places first")
             return
+        self._decide(out, text)
+
+    def _ask_place_map(self, text: str, out: RetrievedPlaces, t0: float) -> None:
+        """Send the query; the answer comes back in _on_answer (no waiting here)."""
+        if not self.client.service_is_ready():
+            self._refuse(out, "place_map's query_places service is not available")
+            return
+        req = QueryPlaces.Request(text=text, top_k=int(self.p["top_k"]), mode=self.mode)
+        self._next += 1
+        key = self._next
+        future = self.client.call_async(req)
+        self.pending[key] = (future, t0, out, time.monotonic())
+        future.add_done_callback(lambda f, key=key: self._on_answer(key, f))
+
+    def _on_answer(self, key: int, future: Any) -> None:
+        entry = self.pending.pop(key, None)
+        if entry is None:  # expired already
+            return
+        _, t0, out, _ = entry
+        try:
+            res = future.result()
+        except Exception as exc:  # the request failed inside rclpy
+            self._refuse(out, f"query_places failed: {exc}")
+            return
+        self.latency.add((time.perf_counter() - t0) * 1000.0)
+        if res is None or not res.success:
+            self._refuse(out, f"query_places ({self.mode}): {getattr(res, 'message', 'no answer')}")
+            return
+        out.places = list(res.places)
+        if not out.places:
+            self._refuse(out, f"no places found ({self.mode}): {res.message}")
+            return
+        self._decide(out, out.query)
+
+    def _expire(self) -> None:
+        now, limit = time.monotonic(), float(self.p["query_timeout_s"])
+        for key in [k for k, v in self.pending.items() if now - v[3] > limit]:
+            future, _, out, _ = self.pending.pop(key)
+            future.cancel()
+            self._refuse(out, f"query_places gave no answer within {limit:.1f} s")
+
+    def _decide(self, out: RetrievedPlaces, text: str) -> None:
+        """Publish the places; send the best one's pose as a goal when it qualifies."""
         best = out.places[0]
         if best.score < float(self.p["min_score"]):
             self._refuse(
@@ -141,8 +225,10 @@ class TextNavNode(Node):
             level,
             self.last_reason or ("ready" if self.places else "no described places yet"),
             {
-                "model_id": self.encoder.model_id,
-                "execution_provider": self.encoder.provider,
+                "mode": self.mode,
+                "model_id": self.encoder.model_id if self.encoder else "(place_map)",
+                "execution_provider": self.encoder.provider if self.encoder else "",
+                "pending_queries": len(self.pending),
                 "described_places": len(self.places),
                 "command_rate_hz": self.rate.rate(),
                 "latency_p50_ms": self.latency.percentile(50),
