@@ -12,7 +12,6 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from lavpr_ros.core import encoders as enc_mod
 from lavpr_ros.core.encoders import (
     Encoder,
     ModelLoadError,
@@ -22,6 +21,7 @@ from lavpr_ros.core.encoders import (
     l2_normalise_rows,
 )
 from lavpr_ros.core.manifest import ModelChecksumError, ModelManifest, load_manifest, sha256_file
+from lavpr_ros.core.providers import resolve_providers
 
 H, W = 4, 6
 
@@ -215,13 +215,13 @@ def test_non_image_manifest_refused(model_dir: Path) -> None:
 
 def test_provider_default_order_and_override() -> None:
     avail = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    assert enc_mod._resolve_providers(None, avail) == avail
-    assert enc_mod._resolve_providers(None, ["AzureExecutionProvider", "CPUExecutionProvider"]) == [
+    assert resolve_providers(None, avail) == avail
+    assert resolve_providers(None, ["AzureExecutionProvider", "CPUExecutionProvider"]) == [
         "CPUExecutionProvider"
     ]
-    assert enc_mod._resolve_providers(["cuda", "cpu"], avail) == avail[1:]
+    assert resolve_providers(["cuda", "cpu"], avail) == avail[1:]
     with pytest.raises(ValueError) as exc:
-        enc_mod._resolve_providers(["ROCMExecutionProvider"], avail)
+        resolve_providers(["ROCMExecutionProvider"], avail)
     assert "ROCMExecutionProvider" in str(exc.value) and "CUDAExecutionProvider" in str(exc.value)
 
 

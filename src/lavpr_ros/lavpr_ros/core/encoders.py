@@ -21,18 +21,8 @@ from .manifest import (
     manifest_file,
     verify_checksum,
 )
+from .providers import resolve_providers
 
-DEFAULT_PROVIDERS = (
-    "TensorrtExecutionProvider",
-    "CUDAExecutionProvider",
-    "CPUExecutionProvider",
-)
-PROVIDER_ALIASES = {
-    "tensorrt": "TensorrtExecutionProvider",
-    "trt": "TensorrtExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "cpu": "CPUExecutionProvider",
-}
 DEFAULT_BATCH = 32
 
 
@@ -107,27 +97,6 @@ def _as_manifest(manifest: str | Path | ModelManifest) -> ModelManifest:
     return manifest if isinstance(manifest, ModelManifest) else load_manifest(manifest)
 
 
-def _resolve_providers(providers: Sequence[str] | None, available: Sequence[str]) -> list[str]:
-    if providers is None:
-        chosen = [p for p in DEFAULT_PROVIDERS if p in available]
-        return chosen or list(available)
-    if isinstance(providers, str):
-        providers = [providers]
-    chosen = []
-    for name in providers:
-        full = PROVIDER_ALIASES.get(name.lower(), name)
-        if full not in available:
-            raise ValueError(
-                f"execution provider '{name}' is not available in this onnxruntime build; "
-                f"available: {', '.join(available)}"
-            )
-        if full not in chosen:
-            chosen.append(full)
-    if not chosen:
-        raise ValueError(f"empty provider list; available: {', '.join(available)}")
-    return chosen
-
-
 class OnnxEncoder:
     """An exported ONNX image model run by onnxruntime (TensorRT -> CUDA -> CPU by default)."""
 
@@ -153,7 +122,7 @@ class OnnxEncoder:
         self.dim = m.output_dim
         self.batch_size = max(1, int(batch_size))
 
-        names = _resolve_providers(providers, ort.get_available_providers())
+        names = resolve_providers(providers, ort.get_available_providers())
         provider_args: list[Any] = []
         for name in names:
             if name == "TensorrtExecutionProvider":

@@ -15,26 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .place_map import PlaceMap
+from .poses import validate_pose
 from .sequence import DEFAULT_VELOCITIES, SequenceMatcher, SequenceResult
 
 MODES = ("slam", "localisation")
-
-
-def _check_pose(pose: np.ndarray | None) -> np.ndarray | None:
-    """(7,) float64 x y z qx qy qz qw with a unit quaternion, or None; ValueError otherwise."""
-    if pose is None:
-        return None
-    p = np.asarray(pose, dtype=np.float64)
-    if p.shape != (7,):
-        raise ValueError(f"pose must have shape (7,) (x, y, z, qx, qy, qz, qw), got {p.shape}")
-    if not np.isfinite(p).all():
-        raise ValueError(f"pose has non-finite values: {p.tolist()}")
-    qn = float(np.linalg.norm(p[3:]))
-    if qn < 1e-9:
-        raise ValueError("pose quaternion is zero")
-    p = p.copy()
-    p[3:] /= qn
-    return p
 
 
 def _check_stamp(stamp: float) -> float:
@@ -82,7 +66,7 @@ class KeyframeSelector:
     def check(self, stamp: float, pose: np.ndarray | None = None) -> bool:
         """Would this frame be a keyframe? Pure: call :meth:`accept` to record it."""
         stamp = _check_stamp(stamp)
-        pose = _check_pose(pose)
+        pose = validate_pose(pose)
         if self.last_stamp is None:
             return True
         dt = stamp - self.last_stamp
@@ -101,7 +85,7 @@ class KeyframeSelector:
 
     def accept(self, stamp: float, pose: np.ndarray | None = None) -> None:
         self.last_stamp = _check_stamp(stamp)
-        self.last_pose = _check_pose(pose)
+        self.last_pose = validate_pose(pose)
 
     def update(self, stamp: float, pose: np.ndarray | None = None) -> bool:
         """:meth:`check` and, if it is a keyframe, :meth:`accept`."""
@@ -258,7 +242,7 @@ class LoopClosureDetector:
         t0 = time.perf_counter()
         d = self._check_descriptor(descriptor)
         stamp = _check_stamp(stamp)
-        pose = _check_pose(pose)
+        pose = validate_pose(pose)
         if not self.keyframes.check(stamp, pose):
             return FrameResult(False, None, None, [], (time.perf_counter() - t0) * 1e3)
         self.keyframes.accept(stamp, pose)

@@ -23,6 +23,7 @@ import numpy as np
 import yaml
 
 from .manifest import sha256_file
+from .poses import validate_pose
 
 FORMAT_VERSION = 1
 INDEX_TYPES = ("flat", "hnsw", "ivfpq")
@@ -68,22 +69,6 @@ class _PlacesView:
 
     def __call__(self) -> _PlacesView:
         return self
-
-
-def _validate_pose(pose: Any) -> np.ndarray | None:
-    if pose is None:
-        return None
-    p = np.asarray(pose, dtype=np.float64)
-    if p.shape != (7,):
-        raise ValueError(f"pose must have shape (7,) (x, y, z, qx, qy, qz, qw), got {p.shape}")
-    if not np.isfinite(p).all():
-        raise ValueError(f"pose has non-finite values: {p.tolist()}")
-    qn = float(np.linalg.norm(p[3:]))
-    if qn < 1e-9:
-        raise ValueError(f"pose quaternion is zero: {p[3:].tolist()}")
-    p = p.copy()
-    p[3:] /= qn
-    return p
 
 
 class PlaceMap:
@@ -235,7 +220,7 @@ class PlaceMap:
             raise ValueError("stamp must be a finite number of seconds")
         if poses is not None and len(poses) != n:
             raise ValueError(f"got {n} descriptors but {len(poses)} poses")
-        vp = [None] * n if poses is None else [_validate_pose(p) for p in poses]
+        vp = [None] * n if poses is None else [validate_pose(p) for p in poses]
         texts = [""] * n if descriptions is None else [str(t) for t in descriptions]
         if len(texts) != n:
             raise ValueError(f"got {n} descriptors but {len(texts)} descriptions")

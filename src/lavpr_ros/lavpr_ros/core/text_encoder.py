@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .manifest import ModelManifest, load_manifest, verify_checksum
+from .providers import resolve_providers
 
 DEFAULT_BATCH = 32
 DEFAULT_MAX_LENGTH = 128
@@ -25,50 +26,10 @@ CHARS_PER_TOKEN = 32
 # Only the CPU provider unless asked otherwise: text queries are few and short, and TensorRT
 # would build a new engine for every new sequence length.
 DEFAULT_TEXT_PROVIDERS = ("CPUExecutionProvider",)
-# Same preference as the image encoders when providers are given (or "auto").
-PROVIDER_ORDER = (
-    "TensorrtExecutionProvider",
-    "CUDAExecutionProvider",
-    "CPUExecutionProvider",
-)
-PROVIDER_ALIASES = {
-    "tensorrt": "TensorrtExecutionProvider",
-    "trt": "TensorrtExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "cpu": "CPUExecutionProvider",
-}
 
 
 class TextModelError(RuntimeError):
     """A text model whose graph or tokenizer does not match its manifest."""
-
-
-def _resolve_providers(providers: Sequence[str] | None, available: Sequence[str]) -> list[str]:
-    """Providers to use: CPU when None; "auto" -> TensorRT -> CUDA -> CPU among the available;
-    otherwise the given names (aliases trt/cuda/cpu accepted) in TensorRT -> CUDA -> CPU order,
-    each checked to be available in this onnxruntime build."""
-    if providers is None:
-        chosen = [p for p in DEFAULT_TEXT_PROVIDERS if p in available]
-        return chosen or list(available)
-    if isinstance(providers, str):
-        providers = [providers]
-    if [p.lower() for p in providers] == ["auto"]:
-        chosen = [p for p in PROVIDER_ORDER if p in available]
-        return chosen or list(available)
-    names: list[str] = []
-    for name in providers:
-        full = PROVIDER_ALIASES.get(name.lower(), name)
-        if full not in available:
-            raise ValueError(
-                f"execution provider '{name}' is not available in this onnxruntime build; "
-                f"available: {', '.join(available)}"
-            )
-        if full not in names:
-            names.append(full)
-    if not names:
-        raise ValueError(f"empty provider list; available: {', '.join(available)}")
-    rank = {p: i for i, p in enumerate(PROVIDER_ORDER)}
-    return sorted(names, key=lambda p: rank.get(p, -1))  # unknown (custom) providers first
 
 
 def _l2_rows(x: np.ndarray, model_id: str) -> np.ndarray:
@@ -119,7 +80,9 @@ class TextEncoder:
         so = ort.SessionOptions()
         so.intra_op_num_threads = max(0, int(intra_op_threads))
         so.log_severity_level = 3
-        names = _resolve_providers(providers, ort.get_available_providers())
+        names = resolve_providers(
+            providers, ort.get_available_providers(), default=DEFAULT_TEXT_PROVIDERS
+        )
         try:
             self.session = ort.InferenceSession(str(path), so, providers=names)
         except Exception as exc:  # onnxruntime's pybind exceptions
