@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .manifest import ModelManifest, load_manifest, verify_checksum
+from .providers import resolve_providers
 
 MODES = ("dynamic", "fixed", "concat")
 WEIGHTED = ("dynamic", "fixed")
@@ -97,7 +98,11 @@ class FusionModel:
         so.intra_op_num_threads = 1
         so.log_severity_level = 3
         self.session = ort.InferenceSession(
-            str(path), so, providers=list(providers or ["CPUExecutionProvider"])
+            str(path),
+            so,
+            providers=resolve_providers(
+                providers, ort.get_available_providers(), default=("CPUExecutionProvider",)
+            ),
         )
         inputs = {i.name for i in self.session.get_inputs()}
         outputs = {o.name for o in self.session.get_outputs()}
