@@ -1,7 +1,6 @@
-"""Make the fake GLOBE server of this folder and tests/ros's rosclient importable."""
+"""Make the fake GLOBE server of this folder importable by the tests."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parents[1] / "ros"))

@@ -13,12 +13,12 @@ from diagnostic_msgs.msg import DiagnosticArray
 from fake_globe import FRANCE, MODEL, NORWAY, FakeGlobeServer, Reply
 from lavpr_interfaces.msg import GeoEstimate
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from rosclient import RosClient
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
 from lavpr_ros.core.images import load_image
 from lavpr_ros.core.place_map import PlaceMap
+from lavpr_ros.graph.ros_client import RosClient
 
 pytestmark = pytest.mark.ros
 

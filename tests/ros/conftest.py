@@ -1,4 +1,4 @@
-"""Make the helper modules of this folder (rosclient, pubsub_peers) importable by the tests."""
+"""Make the helper modules of this folder (pubsub_peers) importable by the tests."""
 
 import sys
 from pathlib import Path

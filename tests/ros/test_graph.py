@@ -11,12 +11,12 @@ from geometry_msgs.msg import PoseStamped
 from lavpr_interfaces.msg import LoopClosure, RetrievedPlaces
 from lavpr_interfaces.srv import AnnotatePlace, LoadMap, QueryPlaces, SaveMap
 from nav_msgs.msg import Odometry
-from rosclient import RosClient
 from std_msgs.msg import String
 
 from lavpr_ros.core.loop_closure import LoopClosureConfig
 from lavpr_ros.graph.config import dataclass_from_params, node_parameters
 from lavpr_ros.graph.description import default_config_file
+from lavpr_ros.graph.ros_client import RosClient
 from lavpr_ros.tools.online_run import (
     ClosureRecord,
     derived_config,

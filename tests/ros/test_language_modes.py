@@ -15,11 +15,11 @@ import pytest
 from geometry_msgs.msg import PoseStamped
 from lavpr_interfaces.msg import RetrievedPlaces
 from lavpr_interfaces.srv import QueryPlaces
-from rosclient import RosClient
 from std_msgs.msg import String
 
 from lavpr_ros.core.descriptions import read_descriptions
 from lavpr_ros.graph.description import default_config_file
+from lavpr_ros.graph.ros_client import RosClient
 from lavpr_ros.tools.online_run import derived_config, play_and_wait, running_graph
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]

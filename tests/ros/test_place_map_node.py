@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from lavpr_interfaces.msg import PlaceDescriptor
-from rosclient import RosClient
+
+from lavpr_ros.graph.ros_client import RosClient
 
 pytestmark = pytest.mark.ros
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from lavpr_interfaces.msg import PlaceDescriptor
-from rosclient import RosClient
 from sensor_msgs.msg import CompressedImage, Image
+
+from lavpr_ros.graph.ros_client import RosClient
 
 pytestmark = pytest.mark.ros
 

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from lavpr_ros.graph.ros_client import RosClient
+
 from .evaluate import (
     Decision,
     OfflineResult,
@@ -89,7 +91,7 @@ def keyframe_stamps(
     return out
 
 
-class ReplayNode:
+class ReplayNode(RosClient):
     """Publishes the bag's messages, records the graph's outputs (raw CDR), reads diagnostics."""
 
     def __init__(
@@ -100,14 +102,10 @@ class ReplayNode:
         record_descriptors: bool,
         on_closure: Any = None,
     ) -> None:
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node("lavpr_bag_replay", context=self.context)
+        super().__init__("lavpr_bag_replay")
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         compressed = image_type.endswith("CompressedImage")
         self.image_out = "camera/image_raw/compressed" if compressed else "camera/image_raw"
@@ -133,14 +131,6 @@ class ReplayNode:
                 _msg_class(msgtype), topic, self._recorder(topic), qos, raw=True
             )
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        with contextlib.suppress(Exception):
-            self.executor.spin()
 
     def _recorder(self, topic: str):
         key = {
@@ -185,14 +175,6 @@ class ReplayNode:
         msg = Clock()
         msg.clock.sec, msg.clock.nanosec = divmod(int(t_ns), 1_000_000_000)
         self.pub_clock.publish(msg)
-
-    def close(self) -> None:
-        import rclpy
-
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-        self._thread.join(timeout=5)
 
 
 def write_result_bag(path: Path, recorded: dict[str, list[tuple[int, bytes]]]) -> Path:

@@ -12,7 +12,6 @@ third stays within 1.5x that of the first third, plus 5 ms).
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,42 +22,27 @@ from PIL import Image as PILImage
 from lavpr_ros.core.images import load_image
 from lavpr_ros.graph.description import default_config_file
 from lavpr_ros.graph.processes import ProcessGroup
+from lavpr_ros.graph.ros_client import RosClient
 from lavpr_ros.tools.online_run import derived_config, env_for_run, running_graph
 from lavpr_ros.tools.sequences import dataset_frames, route_pose
 
 
-class _BenchNode:
+class _BenchNode(RosClient):
     """Publishes frames and records when descriptors and loop closures come back."""
 
     def __init__(self) -> None:
-        import rclpy
         from lavpr_interfaces.msg import LoopClosure, PlaceDescriptor
         from nav_msgs.msg import Odometry
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
-        self.ctx = rclpy.Context()
-        rclpy.init(context=self.ctx)
-        self.node = rclpy.create_node("lavpr_bench", context=self.ctx)
-        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.pub_img = self.node.create_publisher(Image, "camera/image_raw", qos)
-        self.pub_odom = self.node.create_publisher(Odometry, "odom", qos)
+        super().__init__("lavpr_bench")
+        self.pub_img = self.publisher(Image, "camera/image_raw")
+        self.pub_odom = self.publisher(Odometry, "odom")
         self.desc_lat: list[tuple[float, float]] = []  # (stamp, latency s)
         self.lc_lat: list[float] = []
         self.node.create_subscription(PlaceDescriptor, "vpr/descriptor", self._on_desc, 1000)
         self.node.create_subscription(LoopClosure, "vpr/loop_closure", self._on_lc, 1000)
-        self.exec = SingleThreadedExecutor(context=self.ctx)
-        self.exec.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
         self.Image, self.Odometry = Image, Odometry
-
-    def _spin(self) -> None:
-        import contextlib
-
-        with contextlib.suppress(Exception):
-            self.exec.spin()
 
     @staticmethod
     def _sec(stamp: Any) -> float:
@@ -105,13 +89,6 @@ class _BenchNode:
             if delay > 0:
                 time.sleep(delay)
         return len(images)
-
-    def close(self) -> None:
-        import rclpy
-
-        self.exec.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.ctx)
 
 
 def _pct(values: list[float], q: float) -> float:

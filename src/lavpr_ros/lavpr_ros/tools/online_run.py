@@ -1,21 +1,19 @@
 """Run the real node graph on a recorded image sequence and score its loop closures.
 
-Used by `lavpr demo`, the integration tests and `lavpr bench ros`: the graph is started with
+Used by the integration tests, bag replay and `lavpr bench ros`: the graph is started with
 `lavpr launch` (separate processes over DDS), the sequence_player publishes the images and
-odometry, and this process listens to vpr/loop_closure like any other ROS node would. The same
+odometry, and the caller listens to vpr/loop_closure like any other ROS node would. The same
 frames can be run through the core detector offline (`offline_loop_closures`) to compare.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,68 +110,6 @@ def offline_loop_closures(
                 )
             )
     return out
-
-
-class Listener:
-    """An rclpy node in this process that records loop closures (and calls services)."""
-
-    def __init__(self, on_closure: Callable[[ClosureRecord], None] | None = None) -> None:
-        import rclpy
-        from lavpr_interfaces.msg import LoopClosure
-        from rclpy.executors import SingleThreadedExecutor
-
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node("lavpr_listener", context=self.context)
-        self.closures: list[ClosureRecord] = []
-        self._on_closure = on_closure
-        self.node.create_subscription(LoopClosure, "vpr/loop_closure", self._cb, 100)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        with contextlib.suppress(Exception):  # shutdown races end the spin
-            self.executor.spin()
-
-    def _cb(self, msg: Any) -> None:
-        rec = ClosureRecord(
-            int(msg.query_id),
-            int(msg.match_id),
-            (msg.query_pose.position.x, msg.query_pose.position.y),
-            (msg.match_pose.position.x, msg.match_pose.position.y),
-            float(msg.score),
-            float(msg.confidence),
-            float(msg.latency_ms),
-            time.monotonic(),
-        )
-        self.closures.append(rec)
-        if self._on_closure:
-            self._on_closure(rec)
-
-    def call(self, srv_type: Any, name: str, request: Any, timeout: float = 30.0) -> Any:
-        client = self.node.create_client(srv_type, name)
-        try:
-            if not client.wait_for_service(timeout_sec=timeout):
-                raise TimeoutError(f"service {name} not available")
-            future = client.call_async(request)
-            deadline = time.monotonic() + timeout
-            while not future.done():
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"service {name} did not answer in {timeout} s")
-                time.sleep(0.02)
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
-
-    def close(self) -> None:
-        import rclpy
-
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-        self._thread.join(timeout=5)
 
 
 def derived_config(base: str | Path, overrides: dict[str, dict[str, Any]], out_path: Path) -> Path:

@@ -1,4 +1,8 @@
-"""An rclpy node inside the test process: publish, collect messages, call services."""
+"""An rclpy node inside a Python process (tests, the demo, bag replay, benchmarks).
+
+It has its own rclpy context and executor thread, so it can live next to other rclpy users in
+the same process, and it is closed explicitly. Publish, collect messages, call services.
+"""
 
 from __future__ import annotations
 
