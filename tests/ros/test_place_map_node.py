@@ -78,3 +78,49 @@ def test_place_map_bad_descriptors_and_time_jumps(procs, client) -> None:
     send(_desc(1.0, seed=7), lambda s: s["time_resets"] == "1" and s["map_size"] == "3", "reset")
     send(_desc(2.0, seed=8), lambda s: s["map_size"] == "4", "keyframes after the reset")
     assert node.alive()
+
+
+def test_place_map_saves_on_shutdown_and_loads_at_start(procs, client, tmp_path) -> None:
+    from lavpr_ros.core.place_map import PlaceMap
+
+    map_dir = tmp_path / "map"
+    args = [
+        "-m",
+        "lavpr_ros.nodes.place_map",
+        "--ros-args",
+        "-p",
+        "pose_source:=none",
+        "-p",
+        f"map_path:={map_dir}",
+        "-p",
+        "save_on_shutdown:=true",
+        "-p",
+        "diagnostics_period_s:=0.3",
+        "-p",
+        "loop_closure.keyframe_max_interval_s:=0.5",
+    ]
+    node = procs.start_python("place_map", args)
+    node.wait_for_line("[place_map] ready", timeout=60)
+    diags = client.subscribe(DiagnosticArray, "/diagnostics")
+    pub = client.publisher(PlaceDescriptor, "vpr/descriptor")
+    client.wait_for_subscribers(pub)
+
+    def map_size() -> int:
+        for arr in reversed(list(diags)):
+            for st in arr.status:
+                if st.name.endswith("/place_map"):
+                    return int({kv.key: kv.value for kv in st.values}["map_size"])
+        return -1
+
+    for i in range(3):
+        pub.publish(_desc(10.0 + i, seed=i))
+        client.wait_until(lambda n=i + 1: map_size() == n, 10, f"{i + 1} places")
+    assert node.stop(timeout=15) == 0  # SIGINT, as Ctrl-C
+    assert "saved 3 places" in node.output()
+    loaded = PlaceMap.load(map_dir)
+    assert len(loaded) == 3 and loaded.model_id == "m"
+    # Restarted, it loads the map and keeps adding to it.
+    diags.clear()
+    node2 = procs.start_python("place_map2", args)
+    node2.wait_for_line("loaded map", timeout=60)
+    client.wait_until(lambda: map_size() == 3, 10, "the loaded map in diagnostics")
