@@ -334,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--weight-decay", type=float, default=1e-4)
     sp.set_defaults(func=cmd_train_head)
     __import__(f"{__package__}.language", fromlist=["register"]).register(sub)  # lang-*
+    __import__(f"{__package__}.sequence", fromlist=["register"]).register(sub)  # seq-*
+    __import__(f"{__package__}.posetext", fromlist=["register"]).register(sub)  # posetext-*
     return p
 
 

@@ -8,9 +8,11 @@ over any threshold.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -179,10 +181,21 @@ class FrameResult:
 class LoopClosureDetector:
     """Keyframe -> similarities to eligible places -> sequence update -> decide -> add to map."""
 
-    def __init__(self, place_map: PlaceMap, config: LoopClosureConfig | None = None) -> None:
+    def __init__(
+        self,
+        place_map: PlaceMap,
+        config: LoopClosureConfig | None = None,
+        sequence_encoder: Any | None = None,
+        sequence_shortlist_k: int = 20,
+    ) -> None:
+        """``sequence_encoder`` (optional, a core.sequence_encoder.SequenceEncoder): hierarchical
+        search - the match is the best of the ``sequence_shortlist_k`` places whose sequence
+        descriptors are nearest the query's, by the sequence matcher's scores (or by single-frame
+        similarity without one). None keeps the plain behaviour."""
         self.place_map = place_map
         self.config = config or LoopClosureConfig()
         c = self.config
+        self._init_sequence_encoder(sequence_encoder, sequence_shortlist_k)
         self.keyframes = KeyframeSelector(
             c.keyframe_min_distance_m,
             c.keyframe_min_rotation_rad,
@@ -212,6 +225,8 @@ class LoopClosureDetector:
         self.keyframes.reset()
         if self.matcher is not None:
             self.matcher.reset()
+        if self.seq_window is not None:
+            self.seq_window.reset()
 
     def _check_descriptor(self, descriptor: np.ndarray) -> np.ndarray:
         d = np.asarray(descriptor, dtype=np.float32)
@@ -251,6 +266,8 @@ class LoopClosureDetector:
         sims = self.place_map.similarities(d)[:n_elig] if n_elig else np.zeros(0, np.float32)
         candidates = self._top_k(sims)
         seq = self.matcher.update(sims) if self.matcher is not None else None
+        if self.seq_window is not None:
+            seq, candidates = self._sequence_shortlist(d, sims, seq, candidates)
         decision = self._decide(sims, candidates, seq, pose) if candidates else None
 
         place_id = None
@@ -308,4 +325,75 @@ class LoopClosureDetector:
             sequence_length=used,
             accepted=reason == "accepted",
             reason=reason,
+        )
+
+    # -- optional hierarchical search with a sequence encoder (SeqNet) --------------------------
+    def _init_sequence_encoder(self, encoder: Any | None, k: int) -> None:
+        self.sequence_encoder = encoder
+        self.sequence_shortlist_k = int(k)
+        self.seq_window = self.seq_index = self.last_shortlist = None
+        if encoder is None:
+            return
+        from .sequence_encoder import FrameWindow, SequenceIndex
+
+        if self.sequence_shortlist_k < 1:
+            raise ValueError(f"sequence_shortlist_k must be >= 1, got {k}")
+        if int(encoder.frame_dim) != self.place_map.dim:
+            raise ValueError(
+                f"sequence model {encoder.model_id} takes {encoder.frame_dim}-d frame "
+                f"descriptors, the map holds {self.place_map.dim}-d ones"
+            )
+        encoder.check_frame_model(self.place_map.model_id)
+        self.seq_window = FrameWindow(encoder.length)
+        self.seq_index = SequenceIndex(encoder.dim)
+
+    def _sync_sequence_index(self) -> None:
+        """Index the window of L consecutive places ending at each place not indexed yet."""
+        assert self.sequence_encoder is not None and self.seq_index is not None
+        n, L = len(self.place_map), self.sequence_encoder.length
+        start = max(L - 1, max(self.seq_index.ids, default=L - 2) + 1)
+        if n <= start:
+            return
+        frames = self.place_map.descriptors[start - L + 1 : n]
+        self.seq_index.add(np.arange(start, n), self.sequence_encoder.encode_route(frames))
+
+    def _sequence_shortlist(
+        self,
+        d: np.ndarray,
+        sims: np.ndarray,
+        seq: SequenceResult | None,
+        candidates: list[tuple[int, float]],
+    ) -> tuple[SequenceResult | None, list[tuple[int, float]]]:
+        from .sequence_encoder import hierarchical_search
+
+        assert self.seq_window is not None and self.sequence_encoder is not None
+        window = self.seq_window.push(d)
+        n_elig = len(sims)
+        if window is None or n_elig == 0:
+            return seq, candidates
+        self._sync_sequence_index()
+        query = self.sequence_encoder.encode(window)
+        rerank = seq.scores[:n_elig] if seq is not None else sims
+        h = hierarchical_search(
+            query, self.seq_index, self.sequence_shortlist_k, rerank, max_id=n_elig
+        )
+        self.last_shortlist = h
+        if h is None:
+            return seq, candidates
+        if seq is None:
+            order = sorted(h.shortlist.tolist(), key=lambda i: (-float(sims[i]), i))
+            return seq, [(int(i), float(sims[i])) for i in order[: self.config.top_k]]
+        scores = seq.scores
+        best = h.index
+        assert self.matcher is not None
+        excl = self.matcher.exclusion_window
+        outside = np.concatenate((scores[: max(0, best - excl)], scores[best + excl + 1 :]))
+        score = float(scores[best])
+        second = float(outside.max()) if len(outside) else -math.inf
+        confidence = score - second if len(outside) else 0.0
+        return (
+            dataclasses.replace(
+                seq, index=best, score=score, second_score=second, confidence=confidence
+            ),
+            candidates,
         )

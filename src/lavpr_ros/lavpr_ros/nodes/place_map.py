@@ -121,6 +121,19 @@ PARAMS = [
         "Load the maps_root map matching a geo estimate (city match beats country match) when "
         "no map is loaded and nothing is mapped yet",
     ),
+    Param(
+        "sequence_model",
+        "",
+        "Sequence encoder manifest (kind sequence, SeqNet): loop closures become a hierarchical "
+        "search - shortlist by sequence descriptor, re-rank by sequence matching (empty = off)",
+    ),
+    Param("sequence_shortlist_k", 20, "Places shortlisted by sequence descriptor (sequence_model)"),
+    Param(
+        "keyframe_path_period_s",
+        1.0,
+        "Smallest interval between vpr/keyframe_path updates (latched nav_msgs/Path of the "
+        "keyframe poses, sent when the map changed) [s]; <= 0 disables it",
+    ),
 ]
 
 LATCHED = QoSProfile(
@@ -200,6 +213,7 @@ class PlaceMapNode(Node):
 
             self.text_index = TextPlaceIndex(TextEncoder(self.p["text_model"]))
         self._init_language_modes()
+        self._init_sequence_and_path()
         self._maybe_load_on_start()
 
         g = self.group
@@ -262,7 +276,7 @@ class PlaceMapNode(Node):
 
     def _install_map(self, place_map: PlaceMap) -> None:
         self.map = place_map
-        self.detector = LoopClosureDetector(place_map, self.config)
+        self.detector = LoopClosureDetector(place_map, self.config, **self._sequence_kwargs())
         self.edges = []
         if self.text_index is not None:
             self.text_index.sync((p.id, p.description) for p in place_map.places)
@@ -646,6 +660,54 @@ class PlaceMapNode(Node):
             return
         stamp = self.get_clock().now().to_msg()
         self.pub_markers.publish(build_markers(self.map, self.edges, self._frame(), stamp))
+
+    # -- sequence encoder (hierarchical search) and the keyframe path ---------------------------
+    def _init_sequence_and_path(self) -> None:
+        self.sequence_encoder = None
+        if self.p["sequence_model"]:
+            from lavpr_ros.core.sequence_encoder import SequenceEncoder
+
+            self.sequence_encoder = SequenceEncoder(self.p["sequence_model"])
+            self.get_logger().info(f"sequence encoder {self.sequence_encoder}")
+        self._path_sent: tuple[int, int] | None = None
+        self.pub_path = None
+        period = float(self.p["keyframe_path_period_s"])
+        if period > 0:
+            from nav_msgs.msg import Path as PathMsg
+
+            self.pub_path = self.create_publisher(PathMsg, "vpr/keyframe_path", LATCHED)
+            self.create_timer(period, self._publish_keyframe_path, callback_group=self.group)
+
+    def _sequence_kwargs(self) -> dict[str, Any]:
+        if self.sequence_encoder is None:
+            return {}
+        return {
+            "sequence_encoder": self.sequence_encoder,
+            "sequence_shortlist_k": int(self.p["sequence_shortlist_k"]),
+        }
+
+    def _publish_keyframe_path(self) -> None:
+        """Keyframe poses (stamps = keyframe stamps) when the map changed since the last one."""
+        if self.pub_path is None or self.map is None:
+            return
+        key = (id(self.map), len(self.map))
+        if key == self._path_sent:
+            return
+        from nav_msgs.msg import Path as PathMsg
+
+        msg = PathMsg()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self._frame()
+        for place in self.map.places:
+            if place.pose is None:
+                continue
+            ps = PoseStamped()
+            ps.header.stamp = sec_to_stamp(place.stamp)
+            ps.header.frame_id = msg.header.frame_id
+            ps.pose = array_to_pose(place.pose)
+            msg.poses.append(ps)
+        self.pub_path.publish(msg)
+        self._path_sent = key
 
     def _frame(self) -> str:
         return self.p["frame_id"] or self.pose_frame or (self.map.frame_id if self.map else "map")

@@ -51,6 +51,18 @@ PARAMS = [
     Param("query_timeout_s", 5.0, "How long to wait for query_places before giving up [s]"),
     Param("goal_frame_id", "", "Frame of goal_pose; empty = the places' frame"),
     Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]"),
+    Param(
+        "pose_text_model",
+        "",
+        "Pose-text model manifest (kind pose_text): re-rank places by how well the recorded "
+        "trajectory before each (vpr/keyframe_path) fits the command; needs text_model "
+        "(empty = off)",
+    ),
+    Param(
+        "pose_text_weight",
+        0.3,
+        "Weight w of the pose-text score: score = (1 - w) * retrieval + w * pose_text",
+    ),
 ]
 
 MODES = ("text", "cross_modal", "fusion", "image")
@@ -92,6 +104,7 @@ class TextNavNode(Node):
         self.client = self.create_client(QueryPlaces, "query_places", callback_group=g)
         self.create_timer(0.2, self._expire, callback_group=g)
         self.diag = Diagnostics(self, self._diagnostics, float(self.p["diagnostics_period_s"]))
+        self._init_pose_text(g)
         if self.encoder is not None:
             self.get_logger().info(
                 f"text encoder {self.encoder.model_id} on {self.encoder.provider}"
@@ -129,7 +142,7 @@ class TextNavNode(Node):
             self._ask_place_map(text, out, t0)
             return
         assert self.index is not None
-        hits = self.index.query(text, int(self.p["top_k"]))
+        hits = self.index.query(text, len(self.places) if self.pose_text else int(self.p["top_k"]))
         for h in hits:
             src = self.places[h.place_id]
             r = RetrievedPlace()
@@ -184,6 +197,7 @@ class TextNavNode(Node):
 
     def _decide(self, out: RetrievedPlaces, text: str) -> None:
         """Publish the places; send the best one's pose as a goal when it qualifies."""
+        self._pose_text_rerank(out, text)
         best = out.places[0]
         if best.score < float(self.p["min_score"]):
             self._refuse(
@@ -209,6 +223,61 @@ class TextNavNode(Node):
             f"({goal.pose.position.x:.2f}, {goal.pose.position.y:.2f}) in {goal.header.frame_id}",
             flush=True,
         )
+
+    # -- pose-text re-ranking (instruction vs the trajectory before each place) ----------------
+    def _init_pose_text(self, group: Any) -> None:
+        self.pose_text = None
+        self.path: tuple[Any, Any] | None = None
+        if not self.p["pose_text_model"]:
+            return
+        from nav_msgs.msg import Path as PathMsg
+
+        from lavpr_ros.core.pose_text import PoseTextModel, combine_scores
+
+        combine_scores([0.0], [0.0], float(self.p["pose_text_weight"]))  # validates the weight
+        encoder = self.encoder
+        if encoder is None:
+            if not self.p["text_model"]:
+                raise ValueError("pose_text_model needs the text_model parameter (its text side)")
+            encoder = TextEncoder(self.p["text_model"])
+        self.pose_text = PoseTextModel(self.p["pose_text_model"], text_encoder=encoder)
+        self.create_subscription(
+            PathMsg, "vpr/keyframe_path", self._on_path, LATCHED, callback_group=group
+        )
+        self.get_logger().info(
+            f"pose-text model {self.pose_text.model_id} (weight {self.p['pose_text_weight']})"
+        )
+
+    def _on_path(self, msg: Any) -> None:
+        import numpy as np
+
+        stamps, poses = [], []
+        for ps in msg.poses:
+            t = ps.header.stamp.sec + ps.header.stamp.nanosec * 1e-9
+            if stamps and t <= stamps[-1]:
+                continue  # keep strictly increasing stamps
+            p, q = ps.pose.position, ps.pose.orientation
+            stamps.append(t)
+            poses.append([p.x, p.y, p.z, q.x, q.y, q.z, q.w])
+        self.path = (np.array(stamps), np.array(poses)) if stamps else None
+
+    def _pose_text_rerank(self, out: RetrievedPlaces, text: str) -> None:
+        """(1 - w) * retrieval score + w * pose-text score of the keyframe-path window ending at
+        each place's stamp; re-sorted, cut to top_k. No path yet: left as it is (logged)."""
+        if self.pose_text is None or not out.places:
+            return
+        if self.path is None:
+            self.get_logger().warning("no vpr/keyframe_path yet: pose-text score not used")
+            return
+        from lavpr_ros.core.pose_text import combine_scores
+
+        ends = [p.pose.header.stamp.sec + p.pose.header.stamp.nanosec * 1e-9 for p in out.places]
+        pts = self.pose_text.score_windows(text, self.path[0], self.path[1], ends)
+        w = float(self.p["pose_text_weight"])
+        new = combine_scores([p.score for p in out.places], pts, w)
+        for place, score in zip(out.places, new, strict=True):
+            place.score = float(score)
+        out.places = sorted(out.places, key=lambda p: -p.score)[: int(self.p["top_k"])]
 
     def _refuse(self, out: RetrievedPlaces, reason: str) -> None:
         out.goal_sent, out.reason = False, reason
