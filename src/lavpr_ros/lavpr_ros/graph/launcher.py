@@ -78,6 +78,8 @@ def launch(overrides: Mapping[str, str], env: Mapping[str, str] | None = None) -
         stopping = True
 
     old = signal.signal(signal.SIGTERM, _stop)
+    # Ctrl-C must stop the graph even if this process was started with SIGINT ignored.
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         for spec in specs:
             group.start(spec.name, node_command(spec, args))
@@ -98,5 +100,6 @@ def launch(overrides: Mapping[str, str], env: Mapping[str, str] | None = None) -
         print("lavpr launch: stopping", flush=True)
         codes = group.stop_all()
         signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGINT, old_int)
     failed = {n: c for n, c in codes.items() if c not in (0, None, -2, 130)}
     return 1 if failed else 0

@@ -40,7 +40,11 @@ PARAMS = [
         "like replaying a bag at a rate factor",
     ),
     Param("compressed", False, "Publish CompressedImage (PNG/JPEG bytes) instead of Image"),
-    Param("wait_for_subscribers", 1, "Wait until this many camera subscribers are matched"),
+    Param(
+        "wait_for_subscribers",
+        1,
+        "Wait until this many subscribers of the camera and of odom are matched",
+    ),
     Param("odom_frame", "odom", "frame_id of the odometry"),
     Param("verbose", False, "Print a line per frame"),
 ]
@@ -70,13 +74,24 @@ class SequencePlayer(Node):
         self.period = 1.0 / float(self.p["rate_hz"])
         self.timer = self.create_timer(self.period, self._tick)
         self.t_wait = time.monotonic()
+        self.t_matched: float | None = None
 
     def _tick(self) -> None:
         if not self.started:
-            if self.pub_img.get_subscription_count() < int(self.p["wait_for_subscribers"]):
+            # Both the camera and the odometry readers must be matched (a best-effort reader
+            # loses what is sent before), then a moment for the other side of the match.
+            need = int(self.p["wait_for_subscribers"])
+            img, odom = self.pub_img, self.pub_odom
+            matched = min(img.get_subscription_count(), odom.get_subscription_count())
+            if matched < need:
+                self.t_matched = None
                 if time.monotonic() - self.t_wait > 60:
-                    self.get_logger().warning("still waiting for camera subscribers")
+                    self.get_logger().warning("still waiting for camera and odom subscribers")
                     self.t_wait = time.monotonic()
+                return
+            if self.t_matched is None:
+                self.t_matched = time.monotonic()
+            if time.monotonic() - self.t_matched < 0.5:
                 return
             self.started = True
             print(f"[sequence_player] playing {len(self.frames)} frames", flush=True)
