@@ -42,9 +42,14 @@ def client():
 
 
 def _config(tmp_path: Path) -> Path:
-    # Frames are replayed faster than recorded: the encoder keeps every buffered frame.
+    # Replayed faster than recorded, as an evaluation: every frame kept, lossless inputs.
     return derived_config(
-        default_config_file(), {"vpr_encoder": {"max_frame_age_s": 0.0}}, tmp_path / "p.yaml"
+        default_config_file(),
+        {
+            "vpr_encoder": {"max_frame_age_s": 0.0, "reliable_input": True},
+            "place_map": {"reliable_input": True},
+        },
+        tmp_path / "p.yaml",
     )
 
 

@@ -77,8 +77,8 @@ def test_text_command_finds_an_undescribed_place_cross_modal(
     config = derived_config(
         default_config_file(),
         {
-            "vpr_encoder": {"max_frame_age_s": 0.0},
-            "place_map": {"cross_modal_model": str(cross_modal_model)},
+            "vpr_encoder": {"max_frame_age_s": 0.0, "reliable_input": True},
+            "place_map": {"cross_modal_model": str(cross_modal_model), "reliable_input": True},
             "text_nav": {"mode": "cross_modal", "min_score": 0.0},
         },
         tmp_path / "p.yaml",

@@ -266,13 +266,19 @@ def replay_bag(
         pose_type = None
     compressed = img.msgtype.endswith("CompressedImage")
     overrides: dict[str, dict[str, Any]] = {
-        "vpr_encoder": {"subscribe_raw": not compressed, "subscribe_compressed": compressed},
+        # A replay is an evaluation: lossless (reliable) inputs, unlike a live camera.
+        "vpr_encoder": {
+            "subscribe_raw": not compressed,
+            "subscribe_compressed": compressed,
+            "reliable_input": True,
+        },
         "place_map": {
             "pose_source": "none"
             if pose_type is None
             else ("odom" if pose_type.endswith("Odometry") else "pose"),
             # Rejected candidates too, so the online run has a full PR curve.
             "publish_candidates": True,
+            "reliable_input": True,
         },
     }
     if rate_factor > 1.0:

@@ -7,6 +7,7 @@ from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 
 @dataclass(frozen=True)
@@ -28,3 +29,19 @@ def declare(node: Node, params: list[Param]) -> dict[str, Any]:
 def table(params: list[Param]) -> list[tuple[str, str, str]]:
     """(name, default, description) rows, for the README and --help."""
     return [(p.name, repr(p.default), p.description) for p in params]
+
+
+def sensor_qos(reliable: bool) -> QoSProfile:
+    """Sensor inputs: best effort, shallow (sensor-data QoS: a robot wants the newest frame, not
+    a queue) — or reliable with a deep history for lossless replays and evaluations."""
+    if reliable:
+        return QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    return qos_profile_sensor_data
+
+
+RELIABLE_INPUT = Param(
+    "reliable_input",
+    False,
+    "Subscribe sensor inputs reliably with a deep queue instead of sensor-data QoS (best "
+    "effort); for lossless bag replays and evaluations, not for a live robot",
+)

@@ -28,7 +28,7 @@ from lavpr_interfaces.srv import AnnotatePlace, LoadMap, QueryPlaces, SaveMap
 from nav_msgs.msg import Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from visualization_msgs.msg import MarkerArray
 
 from lavpr_ros.core.geo import scan_maps, select_map
@@ -40,7 +40,7 @@ from lavpr_ros.graph.config import dataclass_from_params
 from lavpr_ros.nodes.convert import array_to_pose, pose_to_array, sec_to_stamp, stamp_to_sec
 from lavpr_ros.nodes.diagnostics import OK, WARN, Diagnostics, LatencyMeter, RateMeter
 from lavpr_ros.nodes.markers import build_markers
-from lavpr_ros.nodes.params import Param, declare
+from lavpr_ros.nodes.params import RELIABLE_INPUT, Param, declare, sensor_qos
 from lavpr_ros.nodes.runner import run_node
 
 LC_PREFIX = "loop_closure."
@@ -108,6 +108,7 @@ PARAMS = [
         "descriptor + the request text as its description (needs text_model; empty = off)",
     ),
     Param("marker_period_s", 1.0, "Period of vpr/markers [s]; <= 0 disables markers"),
+    RELIABLE_INPUT,
     Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]"),
     Param(
         "maps_root",
@@ -231,11 +232,19 @@ class PlaceMapNode(Node):
         source = self.p["pose_source"]
         if source == "odom":
             self.create_subscription(
-                Odometry, "odom", self._on_odom, qos_profile_sensor_data, callback_group=g
+                Odometry,
+                "odom",
+                self._on_odom,
+                sensor_qos(self.p["reliable_input"]),
+                callback_group=g,
             )
         elif source == "pose":
             self.create_subscription(
-                PoseStamped, "pose", self._on_pose, qos_profile_sensor_data, callback_group=g
+                PoseStamped,
+                "pose",
+                self._on_pose,
+                sensor_qos(self.p["reliable_input"]),
+                callback_group=g,
             )
         elif source != "none":
             raise ValueError(f"pose_source must be odom, pose or none, not {source!r}")

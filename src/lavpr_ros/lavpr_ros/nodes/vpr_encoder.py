@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 from lavpr_interfaces.msg import PlaceDescriptor
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -24,7 +23,7 @@ from lavpr_ros.core.encoders import create_encoder
 from lavpr_ros.core.images import ImageFormatError, image_from_compressed, image_from_raw
 from lavpr_ros.nodes.convert import stamp_to_sec
 from lavpr_ros.nodes.diagnostics import ERROR, OK, WARN, Diagnostics, LatencyMeter, RateMeter
-from lavpr_ros.nodes.params import Param, declare
+from lavpr_ros.nodes.params import RELIABLE_INPUT, Param, declare, sensor_qos
 from lavpr_ros.nodes.runner import run_node
 
 PARAMS = [
@@ -54,6 +53,7 @@ PARAMS = [
         "Pending frames older than this behind the newest are dropped "
         "[s, image stamps]; <= 0 keeps every buffered frame",
     ),
+    RELIABLE_INPUT,
     Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]"),
 ]
 
@@ -91,14 +91,14 @@ class VprEncoderNode(Node):
         self.pub = self.create_publisher(PlaceDescriptor, "vpr/descriptor", 50)
         if self.p["subscribe_raw"]:
             self.create_subscription(
-                Image, "camera/image_raw", self._on_image, qos_profile_sensor_data
+                Image, "camera/image_raw", self._on_image, sensor_qos(self.p["reliable_input"])
             )
         if self.p["subscribe_compressed"]:
             self.create_subscription(
                 CompressedImage,
                 "camera/image_raw/compressed",
                 self._on_compressed,
-                qos_profile_sensor_data,
+                sensor_qos(self.p["reliable_input"]),
             )
         self.diag = Diagnostics(self, self._diagnostics, float(self.p["diagnostics_period_s"]))
         self._worker = threading.Thread(target=self._work, name="encoder", daemon=True)
