@@ -37,6 +37,18 @@ def procs() -> Iterator[object]:
         group.stop_all()
 
 
+@pytest.fixture
+def client() -> Iterator[object]:
+    """An rclpy node in the test process (publish, collect, call services), closed after."""
+    from lavpr_ros.graph.ros_client import RosClient
+
+    c = RosClient()
+    try:
+        yield c
+    finally:
+        c.close()
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """The real datasets (LAVPR_DATA or ../shared/data); tests needing them skip without."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +24,6 @@ pytestmark = pytest.mark.ros
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
-
-
-@pytest.fixture
-def client() -> Iterator[RosClient]:
-    c = RosClient("geo_test_client")
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def _image_msg(data_root: Path, stamp: int) -> Image:

@@ -16,7 +16,6 @@ from std_msgs.msg import String
 from lavpr_ros.core.loop_closure import LoopClosureConfig
 from lavpr_ros.graph.config import dataclass_from_params, node_parameters
 from lavpr_ros.graph.description import default_config_file
-from lavpr_ros.graph.ros_client import RosClient
 from lavpr_ros.tools.online_run import (
     ClosureRecord,
     derived_config,
@@ -30,15 +29,6 @@ from lavpr_ros.tools.sequences import dataset_frames
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 START, COUNT, RATE, SPACING = 1000, 120, 20.0, 2.0
-
-
-@pytest.fixture
-def client():
-    c = RosClient()
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def _config(tmp_path: Path) -> Path:

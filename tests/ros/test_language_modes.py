@@ -19,7 +19,6 @@ from std_msgs.msg import String
 
 from lavpr_ros.core.descriptions import read_descriptions
 from lavpr_ros.graph.description import default_config_file
-from lavpr_ros.graph.ros_client import RosClient
 from lavpr_ros.tools.online_run import derived_config, play_and_wait, running_graph
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -60,15 +59,6 @@ def cross_modal_model(tmp_path_factory, image_model, data_root) -> Path:
         capture_output=True,
     )
     return out / "xm"
-
-
-@pytest.fixture
-def client():
-    c = RosClient()
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def test_text_command_finds_an_undescribed_place_cross_modal(

@@ -7,18 +7,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from lavpr_interfaces.msg import PlaceDescriptor
 
-from lavpr_ros.graph.ros_client import RosClient
-
 pytestmark = pytest.mark.ros
-
-
-@pytest.fixture
-def client():
-    c = RosClient()
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def _desc(stamp: float, dim: int = 16, model: str = "m", seed: int = 0, dim_field=None):

@@ -22,8 +22,6 @@ from nav_msgs.msg import Path as PathMsg
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from lavpr_ros.graph.ros_client import RosClient
-
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,15 +67,6 @@ def pose_text_model(tmp_path_factory, text_model) -> Path:
         capture_output=True,
     )
     return out / "pt"
-
-
-@pytest.fixture
-def client():
-    c = RosClient()
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def _route() -> tuple[np.ndarray, np.ndarray, float, float]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,18 +10,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from lavpr_interfaces.msg import PlaceDescriptor
 from sensor_msgs.msg import CompressedImage, Image
 
-from lavpr_ros.graph.ros_client import RosClient
-
 pytestmark = pytest.mark.ros
-
-
-@pytest.fixture
-def client() -> Iterator[RosClient]:
-    c = RosClient()
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def _image(

@@ -134,6 +134,33 @@ def ort_embeddings(onnx_path: Path, tokenizer_path: Path, texts) -> np.ndarray:
     return sess.run(["embeddings"], {"input_ids": ids, "attention_mask": mask})[0]
 
 
+def export_encoder_onnx(model: nn.Module, path: Path) -> None:
+    """A sentence encoder (input_ids, attention_mask) -> embeddings to ONNX, dynamic batch and
+    sequence axes, checked by onnx.checker; shared by every text-model export."""
+    import onnx
+
+    ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.int64)
+    mask = (ids != 0).to(torch.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model.eval(),
+            (ids, mask),
+            str(path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["embeddings"],
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "sequence"},
+                "attention_mask": {0: "batch", 1: "sequence"},
+                "embeddings": {0: "batch"},
+            },
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    onnx.checker.check_model(str(path), full_check=True)
+
+
 def export_text_model(
     out: str | Path,
     model_id: str = MODEL_ID,
@@ -147,30 +174,9 @@ def export_text_model(
     bert = load_bert(src)
     dim = int(bert.config.hidden_size)
     wrapper = MeanPooledEncoder(bert).eval()
-    dummy_ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.int64)
-    dummy_mask = (dummy_ids != 0).to(torch.int64)
     with staging_dir(out, model_id, force=force) as tmp:
         onnx_path = tmp / "model.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                wrapper,
-                (dummy_ids, dummy_mask),
-                str(onnx_path),
-                input_names=["input_ids", "attention_mask"],
-                output_names=["embeddings"],
-                dynamic_axes={
-                    "input_ids": {0: "batch", 1: "sequence"},
-                    "attention_mask": {0: "batch", 1: "sequence"},
-                    "embeddings": {0: "batch"},
-                },
-                opset_version=OPSET,
-                do_constant_folding=True,
-                dynamo=False,
-            )
-        import onnx
-
-        onnx.checker.check_model(str(onnx_path), full_check=True)
+        export_encoder_onnx(wrapper, onnx_path)
         runtime_tokenizer(src / "tokenizer.json", tmp / "tokenizer.json", max_length)
 
         ref = reference_embeddings(src, PARITY_SENTENCES, max_length)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import glob
 import os
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,12 @@ from torch import nn
 
 from ..export.image import OPSET, ParityError
 from ..export.manifest import sha256_file, staging_dir, write_manifest
-from ..export.text import PARITY_SENTENCES, ort_embeddings, runtime_tokenizer
+from ..export.text import (
+    PARITY_SENTENCES,
+    export_encoder_onnx,
+    ort_embeddings,
+    runtime_tokenizer,
+)
 from ..paths import default_minilm_dir
 from .common import offline_transformers
 
@@ -159,31 +163,6 @@ def hf_batch(model_dir: Path, texts, max_length: int):
         list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
     )
     return enc["input_ids"], enc["attention_mask"]
-
-
-def export_encoder_onnx(model: nn.Module, path: Path) -> None:
-    ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.int64)
-    mask = (ids != 0).to(torch.int64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model.eval(),
-            (ids, mask),
-            str(path),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["embeddings"],
-            dynamic_axes={
-                "input_ids": {0: "batch", 1: "sequence"},
-                "attention_mask": {0: "batch", 1: "sequence"},
-                "embeddings": {0: "batch"},
-            },
-            opset_version=OPSET,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-    import onnx
-
-    onnx.checker.check_model(str(path), full_check=True)
 
 
 def export_pooled_encoder(
