@@ -134,6 +134,28 @@ def ort_embeddings(onnx_path: Path, tokenizer_path: Path, texts) -> np.ndarray:
     return sess.run(["embeddings"], {"input_ids": ids, "attention_mask": mask})[0]
 
 
+def text_manifest_fields(model_id: str, dim: int, max_length: int) -> dict:
+    """The manifest keys every exported sentence encoder shares (what the runtime's
+    TextEncoder reads: graph names, tokenizer file, L2-normalised output)."""
+    return {
+        "model_id": model_id,
+        "kind": "text",
+        "file": "model.onnx",
+        "output_dim": dim,
+        "input_name": "input_ids",
+        "output_name": "embeddings",
+        "tokenizer": "tokenizer.json",
+        "max_length": max_length,
+        "normalize": True,
+    }
+
+
+def weights_sha256(model_dir: Path) -> str:
+    """sha256 of a transformers model's weights file, for the manifest's provenance."""
+    weights = Path(model_dir) / "model.safetensors"
+    return sha256_file(weights) if weights.is_file() else "unknown"
+
+
 def export_encoder_onnx(model: nn.Module, path: Path) -> None:
     """A sentence encoder (input_ids, attention_mask) -> embeddings to ONNX, dynamic batch and
     sequence axes, checked by onnx.checker; shared by every text-model export."""
@@ -186,20 +208,11 @@ def export_text_model(
             raise ParityError(
                 f"{model_id}: onnxruntime vs transformers max abs error {err:.3g} > {tolerance:g}"
             )
-        weights = src / "model.safetensors"
-        wsha = sha256_file(weights) if weights.is_file() else "unknown"
+        wsha = weights_sha256(src)
         write_manifest(
             tmp,
             {
-                "model_id": model_id,
-                "kind": "text",
-                "file": "model.onnx",
-                "output_dim": dim,
-                "input_name": "input_ids",
-                "output_name": "embeddings",
-                "tokenizer": "tokenizer.json",
-                "max_length": max_length,
-                "normalize": True,
+                **text_manifest_fields(model_id, dim, max_length),
                 "description": (
                     (
                         "sentence-transformers/all-MiniLM-L6-v2 (MIT): 6-layer MiniLM"

@@ -22,12 +22,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..export.image import OPSET, ParityError
-from ..export.manifest import sha256_file, staging_dir, write_manifest
+from ..export.manifest import staging_dir, write_manifest
 from ..export.text import (
     PARITY_SENTENCES,
     export_encoder_onnx,
     ort_embeddings,
     runtime_tokenizer,
+    text_manifest_fields,
+    weights_sha256,
 )
 from ..paths import default_minilm_dir
 from .common import offline_transformers
@@ -189,20 +191,11 @@ def export_pooled_encoder(
         err = float(np.abs(ref - got).max())
         if not err <= tolerance:
             raise ParityError(f"{model_id}: onnxruntime vs torch max abs error {err:.3g}")
-        weights = model_dir / "model.safetensors"
-        wsha = sha256_file(weights) if weights.is_file() else "unknown"
+        wsha = weights_sha256(model_dir)
         write_manifest(
             tmp,
             {
-                "model_id": model_id,
-                "kind": "text",
-                "file": "model.onnx",
-                "output_dim": dim,
-                "input_name": "input_ids",
-                "output_name": "embeddings",
-                "tokenizer": "tokenizer.json",
-                "max_length": max_length,
-                "normalize": True,
+                **text_manifest_fields(model_id, dim, max_length),
                 "description": description
                 or f"{model_dir.name}: {encoder.pooling} pooling + L2 in the graph, {dim}-d",
                 "source": (
