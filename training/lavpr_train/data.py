@@ -26,9 +26,13 @@ def preprocess(
     input_size: tuple[int, int] = (224, 224),
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
+    interpolation: str = "bilinear",
 ) -> np.ndarray:
-    """What the runtime does: RGB uint8 -> Pillow bilinear resize to (h, w) -> /255 ->
-    (x - mean) / std -> NCHW float32."""
+    """What the runtime does: RGB uint8 -> Pillow bilinear (or bicubic) resize to (h, w) ->
+    /255 -> (x - mean) / std -> NCHW float32."""
+    resample = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}[
+        interpolation
+    ]
     h, w = input_size
     m = np.asarray(mean, dtype=np.float32).reshape(1, 1, 3)
     s = np.asarray(std, dtype=np.float32).reshape(1, 1, 3)
@@ -36,7 +40,7 @@ def preprocess(
     for i, rgb in enumerate(images):
         img = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), mode="RGB")
         if img.size != (w, h):
-            img = img.resize((w, h), Image.Resampling.BILINEAR)
+            img = img.resize((w, h), resample)
         x = np.asarray(img, dtype=np.float32) / 255.0
         out[i] = ((x - m) / s).transpose(2, 0, 1)
     return out

@@ -28,6 +28,7 @@ KEY_ORDER = (
     "mean",
     "std",
     "input_layout",
+    "interpolation",
     "tokenizer",
     "max_length",
     "normalize",

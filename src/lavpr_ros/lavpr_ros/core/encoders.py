@@ -75,12 +75,17 @@ def preprocess(images: Sequence[np.ndarray], manifest: ModelManifest) -> np.ndar
     if manifest.input_size is None:
         raise ValueError(f"manifest of '{manifest.model_id}' has no input_size")
     h, w = manifest.input_size
+    resample = (
+        Image.Resampling.BICUBIC
+        if manifest.interpolation == "bicubic"
+        else Image.Resampling.BILINEAR
+    )
     batch = np.empty((len(images), h, w, 3), dtype=np.float32)
     for i, img in enumerate(images):
         arr = _check_image(img, i)
         if arr.shape[:2] != (h, w):
             arr = np.asarray(
-                Image.fromarray(arr).resize((w, h), resample=Image.Resampling.BILINEAR)
+                Image.fromarray(arr).resize((w, h), resample=resample)
             )
         batch[i] = arr
     if manifest.color_order == "BGR":

@@ -22,6 +22,8 @@ MANIFEST_NAME = "manifest.yaml"
 KINDS = ("image", "text", "sequence", "pose_text", "fusion")
 COLOR_ORDERS = ("RGB", "BGR")
 LAYOUTS = ("NCHW", "NHWC")
+# How images are resized to input_size (Pillow filters; the published VPR models differ).
+INTERPOLATIONS = ("bilinear", "bicubic")
 
 
 class ManifestError(ValueError):
@@ -49,6 +51,7 @@ class ModelManifest:
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     input_layout: str = "NCHW"
+    interpolation: str = "bilinear"
     tokenizer: str | None = None
     max_length: int | None = None
     normalize: bool = True
@@ -201,6 +204,7 @@ def manifest_from_dict(raw: Any, path: str | Path, directory: str | Path) -> Mod
         mean=_triple(raw, "mean", p, (0.485, 0.456, 0.406)),
         std=_triple(raw, "std", p, (0.229, 0.224, 0.225)),
         input_layout=_choice(raw, "input_layout", p, LAYOUTS, "NCHW"),
+        interpolation=_choice(raw, "interpolation", p, INTERPOLATIONS, "bilinear"),
         tokenizer=_opt_str(raw, "tokenizer", p, None),
         max_length=max_length,
         normalize=normalize,
