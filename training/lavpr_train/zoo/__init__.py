@@ -51,7 +51,7 @@ def register(sub: Any) -> None:
                     "or VGG16; boq: resnet50 or dinov2")
     sp.add_argument("--dim", type=int, default=None, help="descriptor size of the checkpoint")
     sp.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None,
-                    help="override the method's evaluation size (not for mixvpr)")
+                    help="override the method's evaluation size (mixvpr: must match its mixer)")
     sp.add_argument("--set", action="append", metavar="KEY=INT",
                     help="small DINOv2 variants: vit_depth=N, vit_dim=N")
     sp.add_argument("--fp16", action="store_true", help="also write OUT-fp16 (fp16 weights)")

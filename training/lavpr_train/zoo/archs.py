@@ -68,9 +68,9 @@ ARCHS: dict[str, Arch] = {
     ),
     "mixvpr": Arch(
         "mixvpr",
-        {"dim": 4096},
-        lambda o: MixVPR((320, 320), out_channels=int(o["dim"]) // 4, out_rows=4),
-        lambda o: (320, 320),
+        {"dim": 4096, "input_size": (320, 320)},  # the mixer's token count follows the input
+        lambda o: MixVPR(tuple(o["input_size"]), out_channels=int(o["dim"]) // 4, out_rows=4),
+        lambda o: tuple(o["input_size"]),
         lambda o: "bilinear",
         lambda o: "https://drive.google.com/file/d/1vuz3PvnR7vxnDDLQrdHJaOA04SQrtk5L "
         "(resnet50_MixVPR_4096_channels(1024)_rows(4).ckpt, link in the MixVPR README)",

@@ -64,6 +64,15 @@ def _few(keys: list[str], n: int = 6) -> str:
     return ", ".join(keys[:n]) + (f" ... (+{len(keys) - n} more)" if len(keys) > n else "")
 
 
+def _groups(keys: list[str]) -> str:
+    """Keys summarised by their first two name parts, e.g. ``aggregator.linear.* (2)``."""
+    counts: dict[str, int] = {}
+    for k in keys:
+        head = ".".join(k.split(".")[:2])
+        counts[head] = counts.get(head, 0) + 1
+    return ", ".join(f"{h}.* ({n})" if n > 1 or h not in keys else h for h, n in counts.items())
+
+
 def load_strict(model: nn.Module, state: dict[str, torch.Tensor], what: str, hint: str) -> None:
     """Load ``state`` into ``model``: every key present, none extra, every shape equal."""
     own = model.state_dict()
@@ -72,8 +81,9 @@ def load_strict(model: nn.Module, state: dict[str, torch.Tensor], what: str, hin
     if missing or unexpected:
         raise CheckpointError(
             f"{what}: checkpoint keys do not match this architecture (another arch, backbone or "
-            f"size?). missing {len(missing)}: [{_few(missing)}]; unexpected {len(unexpected)}: "
-            f"[{_few(unexpected)}]. {hint}"
+            f"size?). missing {len(missing)}: {_groups(missing) or '-'} (e.g. {_few(missing, 3)}); "
+            f"unexpected {len(unexpected)}: {_groups(unexpected) or '-'} "
+            f"(e.g. {_few(unexpected, 3)}). {hint}"
         )
     wrong = [
         f"{k} checkpoint {list(state[k].shape)} vs model {list(own[k].shape)}"

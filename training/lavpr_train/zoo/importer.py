@@ -22,7 +22,8 @@ from .checkpoint import CheckpointError, load_strict, read_state_dict
 def build_model(name: str, options: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
     """The architecture with the given options (missing ones take the official defaults)."""
     spec = arch(name)
-    unknown = set(options) - set(spec.defaults) - {"vit_depth", "vit_dim"}
+    given = {k for k, v in options.items() if v is not None}
+    unknown = given - set(spec.defaults) - {"vit_depth", "vit_dim"}
     if unknown:
         raise ValueError(f"{name}: unknown options {sorted(unknown)} (known: {spec.defaults})")
     opts = {**spec.defaults, **{k: v for k, v in options.items() if v is not None}}
@@ -39,7 +40,7 @@ def fix_input_size(model: nn.Module, input_size: tuple[int, int]) -> None:
 
 def _hint(name: str, opts: dict[str, Any]) -> str:
     shown = ", ".join(f"{k}={v}" for k, v in opts.items() if v is not None)
-    return f"(arch {name}, options {shown or 'defaults'}; check --arch, --backbone and --dim)"
+    return f"(arch {name}, options {shown or 'defaults'}; check --arch, --backbone, --dim, --input-size)"
 
 
 def torch_descriptors(model: nn.Module, batch: np.ndarray, chunk: int = 4) -> np.ndarray:
@@ -64,12 +65,13 @@ def import_model(
     t0 = time.perf_counter()
     spec = arch(name)
     checkpoint = Path(checkpoint)
-    model, opts = build_model(name, options or {})
+    options = dict(options or {})
+    if name == "mixvpr" and input_size:
+        options["input_size"] = tuple(input_size)  # checked against the mixer's weights
+    model, opts = build_model(name, options)
     state = read_state_dict(checkpoint)
     load_strict(model, state, str(checkpoint), _hint(name, opts))
     size = tuple(input_size or spec.input_size(opts))
-    if name == "mixvpr" and size != spec.input_size(opts):
-        raise ValueError(f"mixvpr's mixer is built for 320x320 inputs, not {size[0]}x{size[1]}")
     if any(isinstance(m, DinoViT) for m in model.modules()) and (size[0] % 14 or size[1] % 14):
         raise ValueError(f"{name}: DINOv2 input size must be a multiple of 14, got {size}")
     fix_input_size(model, size)
