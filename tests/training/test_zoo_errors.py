@@ -6,9 +6,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from zoo_helpers import random_state  # noqa: E402
+
 from lavpr_train.zoo.checkpoint import CheckpointError  # noqa: E402
 from lavpr_train.zoo.importer import import_model  # noqa: E402
-from zoo_helpers import random_state  # noqa: E402
 
 SMALL = {"vit_depth": 2, "vit_dim": 64}
 
@@ -42,7 +43,9 @@ def test_options_not_matching_shapes(tmp_path):
 def test_mixvpr_input_size_must_match_mixer(tmp_path):
     ckpt = tmp_path / "mixvpr.ckpt"
     torch.save({"state_dict": random_state("mixvpr", {"input_size": (128, 160)})}, ckpt)
-    with pytest.raises(CheckpointError, match=r"aggregator.mix.0.mix.0.weight checkpoint \[80\] vs model \[400\]"):
+    with pytest.raises(
+        CheckpointError, match=r"aggregator.mix.0.mix.0.weight checkpoint \[80\] vs model \[400\]"
+    ):
         import_model("mixvpr", ckpt, tmp_path / "m", {}, (320, 320))
 
 
@@ -52,7 +55,7 @@ def test_truncated_and_empty_files(tmp_path, salad_ckpt):
     with pytest.raises(CheckpointError, match="truncated"):
         import_model("salad", cut, tmp_path / "m", SMALL)
     st = tmp_path / "model.safetensors"
-    st.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":")
+    st.write_bytes(b'\x10\x00\x00\x00\x00\x00\x00\x00{"a":')
     with pytest.raises(CheckpointError, match="truncated"):
         import_model("megaloc", st, tmp_path / "m", SMALL)
     empty = tmp_path / "empty.pth"

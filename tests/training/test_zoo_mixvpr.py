@@ -24,7 +24,7 @@ def test_lightning_checkpoint_import_parity(tmp_path):
         },
         ckpt,
     )
-    r = check_imported("mixvpr", {"dim": 4096}, ckpt, tmp_path / "mixvpr", size=(128, 160))
+    r = check_imported("mixvpr", opts, ckpt, tmp_path / "mixvpr", size=(128, 160))
     assert_parity(r)
     assert r["manifest"]["output_dim"] == 4096
     assert r["manifest"]["input_size"] == [128, 160]

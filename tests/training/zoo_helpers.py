@@ -7,36 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import torch
 
 from lavpr_train import data
 from lavpr_train.data import IMAGENET_MEAN, IMAGENET_STD, load_rgb, preprocess
 from lavpr_train.export.manifest import read_manifest
 from lavpr_train.export.variants import export_fp16
 from lavpr_train.zoo.importer import build_model, fix_input_size, import_model, torch_descriptors
-
-
-def random_state(name: str, options: dict, seed: int = 0) -> dict[str, torch.Tensor]:
-    """The architecture's state_dict with every tensor random (BN statistics positive, layer
-    scales and GeM p away from their identity-like initial values)."""
-    model, _ = build_model(name, options)
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for key, t in model.state_dict().items():
-        if not t.is_floating_point():
-            out[key] = t.clone()
-        elif key.endswith("running_var"):
-            out[key] = 0.5 + torch.rand(t.shape, generator=g)
-        elif key.endswith(("gamma", "running_mean")):
-            out[key] = 0.2 * torch.randn(t.shape, generator=g)
-        elif key.endswith(".p"):
-            out[key] = torch.full(t.shape, 3.0) + 0.5 * torch.rand(t.shape, generator=g)
-        elif key.endswith("dust_bin"):
-            out[key] = torch.tensor(0.8)
-        else:
-            scale = float(t.std()) if t.numel() > 1 and float(t.std()) > 0 else 0.1
-            out[key] = t + 0.5 * scale * torch.randn(t.shape, generator=g)
-    return out
+from lavpr_train.zoo.random_weights import random_state
 
 
 def corridor_subset(n_ref: int = 12, n_query: int = 6) -> tuple[list, list, list[set[int]]]:
@@ -91,3 +68,6 @@ def assert_parity(r: dict) -> None:
     assert r["fp16_err"] < 2e-3, r["fp16_err"]
     assert (r["top1_torch"] == r["top1_onnx"]).all()
     assert (r["top1_torch"] == r["top1_fp16"]).all()
+
+
+__all__ = ["assert_parity", "check_imported", "corridor_subset", "random_state"]

@@ -30,7 +30,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
     if args.fp16:
         from ..export.variants import export_fp16
 
-        export_fp16(args.out, Path(args.out).parent, f"{Path(args.out).name}-fp16", 2e-3, args.force)
+        export_fp16(
+            args.out, Path(args.out).parent, f"{Path(args.out).name}-fp16", 2e-3, args.force
+        )
     return 0
 
 
@@ -47,13 +49,26 @@ def register(sub: Any) -> None:
     sp.add_argument("--arch", required=True, choices=ARCH_NAMES)
     sp.add_argument("--checkpoint", required=True, type=Path, help="the file as published")
     sp.add_argument("--out", required=True, type=Path, help="model folder to write")
-    sp.add_argument("--backbone", default=None, help="cosplace/eigenplaces: ResNet18/50/101/152 "
-                    "or VGG16; boq: resnet50 or dinov2")
+    sp.add_argument(
+        "--backbone",
+        default=None,
+        help="cosplace/eigenplaces: ResNet18/50/101/152 or VGG16; boq: resnet50 or dinov2",
+    )
     sp.add_argument("--dim", type=int, default=None, help="descriptor size of the checkpoint")
-    sp.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None,
-                    help="override the method's evaluation size (mixvpr: must match its mixer)")
-    sp.add_argument("--set", action="append", metavar="KEY=INT",
-                    help="small DINOv2 variants: vit_depth=N, vit_dim=N")
+    sp.add_argument(
+        "--input-size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        default=None,
+        help="override the method's evaluation size (mixvpr: must match its mixer)",
+    )
+    sp.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=INT",
+        help="small DINOv2 variants: vit_depth=N, vit_dim=N",
+    )
     sp.add_argument("--fp16", action="store_true", help="also write OUT-fp16 (fp16 weights)")
     sp.add_argument("--force", action="store_true", help="overwrite existing folders")
     sp.set_defaults(func=_cmd_import)

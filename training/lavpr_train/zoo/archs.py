@@ -48,8 +48,10 @@ def _gem_fc(project: str, published: str) -> Arch:
         build,
         lambda o: (512, 512),
         lambda o: "bilinear",
-        lambda o: f"https://github.com/gmberton/{'CosPlace' if project == 'cosplace' else 'EigenPlaces'}"
-        f"/releases/download/v1.0/{o['backbone']}_{o['dim']}_{project}.pth",
+        lambda o: (
+            f"https://github.com/gmberton/{'CosPlace' if project == 'cosplace' else 'EigenPlaces'}"
+            f"/releases/download/v1.0/{o['backbone']}_{o['dim']}_{project}.pth"
+        ),
         lambda o: f"{project} {o['backbone']} + GeM + FC, {o['dim']}-d",
         published,
     )
@@ -72,8 +74,10 @@ ARCHS: dict[str, Arch] = {
         lambda o: MixVPR(tuple(o["input_size"]), out_channels=int(o["dim"]) // 4, out_rows=4),
         lambda o: tuple(o["input_size"]),
         lambda o: "bilinear",
-        lambda o: "https://drive.google.com/file/d/1vuz3PvnR7vxnDDLQrdHJaOA04SQrtk5L "
-        "(resnet50_MixVPR_4096_channels(1024)_rows(4).ckpt, link in the MixVPR README)",
+        lambda o: (
+            "https://drive.google.com/file/d/1vuz3PvnR7vxnDDLQrdHJaOA04SQrtk5L "
+            "(resnet50_MixVPR_4096_channels(1024)_rows(4).ckpt, link in the MixVPR README)"
+        ),
         lambda o: f"MixVPR ResNet50 (to layer3) + 4 feature mixers, {o['dim']}-d",
         "Pitts250k-test 94.3, Pitts30k-test 91.6, MSLS-val 88.2 (MixVPR README)",
     ),
@@ -83,8 +87,10 @@ ARCHS: dict[str, Arch] = {
         lambda o: BoQ(o["backbone"], o["dim"] and int(o["dim"]), **_vit(o)),
         _boq_size,
         lambda o: "bicubic",
-        lambda o: "https://github.com/amaralibey/Bag-of-Queries/releases/download/v1.0/"
-        + ("resnet50_16384.pth" if o["backbone"] == "resnet50" else "dinov2_12288.pth"),
+        lambda o: (
+            "https://github.com/amaralibey/Bag-of-Queries/releases/download/v1.0/"
+            + ("resnet50_16384.pth" if o["backbone"] == "resnet50" else "dinov2_12288.pth")
+        ),
         lambda o: f"Bag-of-Queries, {o['backbone']} backbone",
         "ResNet50: MSLS-val 91.2, Pitts30k-test 92.4; DINOv2: MSLS-val 93.8, Pitts30k-test "
         "93.7 (BoQ README)",

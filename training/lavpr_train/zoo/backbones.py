@@ -166,6 +166,6 @@ def dinov2(size: str, depth: int | None = None, embed_dim: int | None = None, **
     """A hub DINOv2 layout; ``depth``/``embed_dim`` override for small test variants."""
     if size not in DINOV2:
         raise ValueError(f"unknown DINOv2 {size!r} (known: {', '.join(DINOV2)})")
-    d, n, heads = DINOV2[size]
+    d, n, _ = DINOV2[size]  # heads = width / 64 in every DINOv2 size
     d = embed_dim or d
     return DinoViT(d, depth or n, max(1, d // 64), **kw)

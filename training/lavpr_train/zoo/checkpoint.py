@@ -92,7 +92,6 @@ def load_strict(model: nn.Module, state: dict[str, torch.Tensor], what: str, hin
     ]
     if wrong:
         raise CheckpointError(
-            f"{what}: options do not match the checkpoint's tensor shapes: {_few(wrong, 4)}. "
-            f"{hint}"
+            f"{what}: options do not match the checkpoint's tensor shapes: {_few(wrong, 4)}. {hint}"
         )
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)

@@ -40,13 +40,19 @@ def fix_input_size(model: nn.Module, input_size: tuple[int, int]) -> None:
 
 def _hint(name: str, opts: dict[str, Any]) -> str:
     shown = ", ".join(f"{k}={v}" for k, v in opts.items() if v is not None)
-    return f"(arch {name}, options {shown or 'defaults'}; check --arch, --backbone, --dim, --input-size)"
+    return (
+        f"(arch {name}, options {shown or 'defaults'}; check --arch, --backbone, --dim, "
+        "--input-size)"
+    )
 
 
 def torch_descriptors(model: nn.Module, batch: np.ndarray, chunk: int = 4) -> np.ndarray:
     with torch.no_grad():
         return np.concatenate(
-            [model(torch.from_numpy(batch[i : i + chunk])).numpy() for i in range(0, len(batch), chunk)]
+            [
+                model(torch.from_numpy(batch[i : i + chunk])).numpy()
+                for i in range(0, len(batch), chunk)
+            ]
         )
 
 
@@ -87,10 +93,14 @@ def import_model(
 
         sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
         ref = torch_descriptors(model, batch)
-        got = np.concatenate([sess.run(None, {"images": batch[i : i + 1]})[0] for i in range(len(batch))])
+        got = np.concatenate(
+            [sess.run(None, {"images": batch[i : i + 1]})[0] for i in range(len(batch))]
+        )
         err = float(np.abs(ref - got).max())
         if not err <= tolerance:
-            raise ParityError(f"{name}: onnxruntime vs torch max abs error {err:.3g} > {tolerance:g}")
+            raise ParityError(
+                f"{name}: onnxruntime vs torch max abs error {err:.3g} > {tolerance:g}"
+            )
         write_manifest(
             tmp,
             {

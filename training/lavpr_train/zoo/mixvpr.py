@@ -63,8 +63,12 @@ class MixVPRHead(nn.Module):
 
 class MixVPR(nn.Module):
     def __init__(
-        self, input_size: tuple[int, int] = (320, 320), out_channels: int = 1024, out_rows: int = 4,
-        mix_depth: int = 4, mlp_ratio: float = 1,
+        self,
+        input_size: tuple[int, int] = (320, 320),
+        out_channels: int = 1024,
+        out_rows: int = 4,
+        mix_depth: int = 4,
+        mlp_ratio: float = 1,
     ) -> None:
         super().__init__()
         h, w = input_size

@@ -47,6 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     core.add_argument("--json", type=Path, default=None, help="also write the results here")
     core.add_argument("--onnx-model", type=Path, default=None, help="model manifest to time")
     core.add_argument(
+        "--model-only",
+        action="store_true",
+        help="time only --onnx-model: ms per image at its input size and its memory (no maps)",
+    )
+    core.add_argument(
         "--hnsw-budget-s",
         type=float,
         default=300.0,
@@ -667,10 +672,63 @@ def _parse_sizes(args: argparse.Namespace) -> list[int]:
     return list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
 
 
+def _proc_status_mb(field: str) -> float:
+    """VmRSS / VmHWM of this process in MB (Linux /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def bench_onnx_model(model: Path, threads: int, repeats: int = 10) -> dict[str, Any]:
+    """One image at a time through ``model`` (ONNX Runtime, CPU) at the manifest's input size:
+    the robot's per-frame cost; memory = resident set growth of loading + running it."""
+    from lavpr_ros.core.encoders import OnnxEncoder
+
+    rss0 = _proc_status_mb("VmRSS")
+    enc = OnnxEncoder(model, providers=["CPUExecutionProvider"], intra_op_threads=threads)
+    h, w = enc.manifest.input_size or (224, 224)
+    img = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    t = _timeit(lambda: enc.encode([img]), repeats=repeats)
+    onnx_file = enc.manifest.model_path
+    return {
+        "encoder": enc.model_id,
+        "input_size": [h, w],
+        "output_dim": enc.manifest.output_dim,
+        "threads": threads,
+        "ms_per_image_median": float(np.median(t)) * 1e3,
+        "ms_per_image_p90": float(np.percentile(t, 90)) * 1e3,
+        "rss_growth_mb": _proc_status_mb("VmRSS") - rss0,
+        "peak_rss_mb": _proc_status_mb("VmHWM"),
+        "onnx_mb": onnx_file.stat().st_size / 1e6,
+        "repeats": repeats,
+    }
+
+
+def run_model_only(args: argparse.Namespace) -> int:
+    if args.onnx_model is None:
+        raise SystemExit("--model-only needs --onnx-model DIR")
+    threads = _set_threads(args.threads)
+    r = bench_onnx_model(args.onnx_model, args.threads)
+    r["threads_info"] = threads
+    print(
+        f"{r['encoder']}: {r['ms_per_image_median']:.1f} ms/image (p90 "
+        f"{r['ms_per_image_p90']:.1f}) at {r['input_size'][0]}x{r['input_size'][1]}, "
+        f"{r['output_dim']}-d, +{r['rss_growth_mb']:.0f} MB RSS (peak {r['peak_rss_mb']:.0f} MB), "
+        f"ONNX {r['onnx_mb']:.1f} MB, {args.threads} thread(s)"
+    )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(r, indent=2))
+    return 0
+
+
 def run_core(args: argparse.Namespace) -> int:
     import faiss
     import onnxruntime
 
+    if args.model_only:
+        return run_model_only(args)
     sizes = _parse_sizes(args)
     console = Console(width=None if os.isatty(1) else 150)
     threads = _set_threads(args.threads)

@@ -84,9 +84,7 @@ def preprocess(images: Sequence[np.ndarray], manifest: ModelManifest) -> np.ndar
     for i, img in enumerate(images):
         arr = _check_image(img, i)
         if arr.shape[:2] != (h, w):
-            arr = np.asarray(
-                Image.fromarray(arr).resize((w, h), resample=resample)
-            )
+            arr = np.asarray(Image.fromarray(arr).resize((w, h), resample=resample))
         batch[i] = arr
     if manifest.color_order == "BGR":
         batch = batch[..., ::-1]
