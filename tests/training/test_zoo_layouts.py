@@ -19,6 +19,15 @@ CASES = {
         "aggregation.1.p": [1],
         "aggregation.3.weight": [2048, 2048],
     },
+    ("cosplace", "ResNet152", 2048): {"backbone.6.35.conv3.weight": [1024, 256, 1, 1]},
+    ("eigenplaces", "ResNet101", 128): {
+        "backbone.6.22.bn3.weight": [1024],
+        "aggregation.3.weight": [128, 2048],
+    },
+    ("eigenplaces", "ResNet18", 256): {
+        "backbone.7.1.conv2.weight": [512, 512, 3, 3],
+        "aggregation.3.weight": [256, 512],
+    },
     ("eigenplaces", "VGG16", 512): {
         "backbone.28.weight": [512, 512, 3, 3],
         "aggregation.3.weight": [512, 512],
