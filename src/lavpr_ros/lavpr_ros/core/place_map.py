@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.request import pathname2url
 
 import faiss
 import numpy as np
@@ -29,6 +30,9 @@ FORMAT_VERSION = 1
 INDEX_TYPES = ("flat", "hnsw", "ivfpq")
 FILES = ("index.faiss", "places.sqlite", "descriptors.npy")
 MANIFEST = "manifest.yaml"
+# Every name a map directory (or a save's temp copy) may contain: a sibling folder holding
+# anything else is not recognisably this map's leftover and is never deleted.
+OWN_NAMES = frozenset((*FILES, MANIFEST, MANIFEST + ".part"))
 SAVING_SUFFIX = ".saving"  # sibling dir being written
 ASIDE_SUFFIX = ".old"  # previous map moved aside during the swap
 # IVF-PQ k-means wants ~39 points per centroid (faiss warns below that), and PQ's 256 codes too.
@@ -39,6 +43,10 @@ _IVF_REFINE = 8  # IVF-PQ candidates per result, re-scored exactly with the floa
 
 class MapFormatError(ValueError):
     """A saved map whose files are missing, corrupt or inconsistent (names the file)."""
+
+
+class MapTargetError(ValueError):
+    """A save target that is not a lavpr map (a file, or a directory holding other things)."""
 
 
 class MapMismatchError(ValueError):
@@ -100,6 +108,19 @@ class PlaceMap:
             )
         if not model_id:
             raise ValueError("model_id must be a non-empty string")
+        params = {
+            "hnsw_m": hnsw_m,
+            "ivf_nlist": ivf_nlist,
+            "pq_m": pq_m,
+            "ivf_nprobe": ivf_nprobe,
+            "hnsw_ef_search": hnsw_ef_search,
+            "hnsw_ef_construction": hnsw_ef_construction,
+        }
+        for name, value in params.items():
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if hnsw_m < 2 or hnsw_m > 512:
+            raise ValueError(f"hnsw_m must be in 2..512, got {hnsw_m}")
         if index_type == "ivfpq" and dim % pq_m:
             raise ValueError(f"dim {dim} is not divisible by pq_m {pq_m} (needed by IVF-PQ)")
         self.dim = int(dim)
@@ -429,10 +450,16 @@ class PlaceMap:
     def save(self, path: str | Path) -> Path:
         """Write the map directory atomically: a crash leaves either the old or the new map."""
         final = Path(path).resolve()
+        _check_save_target(final)
         final.parent.mkdir(parents=True, exist_ok=True)
         _recover(final)
         tmp = final.with_name(final.name + SAVING_SUFFIX)
         aside = final.with_name(final.name + ASIDE_SUFFIX)
+        if tmp.exists() and not _is_own_leftover(tmp):
+            raise MapTargetError(
+                f"cannot save to {final}: {tmp} exists and is not a lavpr map's temporary copy; "
+                "move it away first"
+            )
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         meta = self._meta()
@@ -468,8 +495,12 @@ class PlaceMap:
     ) -> PlaceMap:
         """Read a saved map, checking files, checksums, counts and the model it was built with."""
         final = Path(path).resolve()
-        src = _recover(final)
+        src = _complete_copy(final)
         if src is None:
+            if final.is_file():
+                raise MapFormatError(f"{final} is a file, not a place map directory")
+            if final.is_dir():
+                raise MapFormatError(f"{final} is not a place map: {MANIFEST} missing")
             raise FileNotFoundError(f"no place map at {final}")
         meta = _read_manifest(src)
         model_id, dim = meta["model_id"], meta["dim"]
@@ -508,6 +539,7 @@ class PlaceMap:
             raise MapFormatError(f"cannot read faiss index {src / 'index.faiss'}: {exc}") from exc
         if index.d != dim:
             raise MapFormatError(f"{src / 'index.faiss'}: index dim {index.d} != map dim {dim}")
+        _check_index_kind(index, m, src / "index.faiss")
         expected_total = 0 if m.index_type == "ivfpq" and not index.is_trained else count
         if index.ntotal != expected_total:
             raise MapFormatError(
@@ -522,6 +554,16 @@ class PlaceMap:
         m.created = float(meta.get("created", time.time()))
         if m.index_type == "ivfpq" and not index.is_trained:
             m._index_add(0)  # settings may allow training now
+        # Only a map that loaded completely may repair what an interrupted save left behind; a
+        # read-only location is read as it is (load_notes says so).
+        m.load_notes = []
+        try:
+            _recover(final)
+        except OSError as exc:
+            m.load_notes.append(
+                f"crash leftovers next to {final} not repaired ({exc.strerror or exc}); "
+                f"the map was read from {src.name} as it is"
+            )
         return m
 
     def __repr__(self) -> str:
@@ -548,40 +590,116 @@ def _fsync_dir(path: Path) -> None:
         _fsync_file(path)
 
 
+def _is_map_dir(path: Path) -> bool:
+    """A directory whose manifest is a lavpr place-map manifest (possibly of a damaged map)."""
+    man = path / MANIFEST
+    if path.is_symlink() or not path.is_dir() or not man.is_file():
+        return False
+    try:
+        meta = yaml.safe_load(man.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return False
+    return isinstance(meta, dict) and "format_version" in meta and "model_id" in meta
+
+
+def _is_own_leftover(path: Path) -> bool:
+    """A sibling folder that only an interrupted save of this map can have left: a real
+    directory holding nothing but map files."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    try:
+        entries = list(path.iterdir())
+    except OSError:
+        return False
+    return all(e.name in OWN_NAMES and e.is_file() and not e.is_symlink() for e in entries)
+
+
+def _check_save_target(final: Path) -> None:
+    """Overwrite only a lavpr map or an empty directory; never a file or foreign data."""
+    if final.is_symlink() and not final.exists():
+        raise MapTargetError(f"cannot save to {final}: it is a dangling symbolic link")
+    if final.exists() and not final.is_dir():
+        raise MapTargetError(
+            f"cannot save to {final}: it is a file, not a map directory (choose another path)"
+        )
+    if final.is_dir() and any(final.iterdir()) and not _is_map_dir(final):
+        raise MapTargetError(
+            f"cannot save to {final}: the directory is not empty and is not a lavpr map "
+            f"(no place-map {MANIFEST}); refusing to replace its contents"
+        )
+
+
+def _complete_copy(final: Path) -> Path | None:
+    """Where the complete map is, without changing anything on disk: the map itself, else the
+    previous map moved aside by an interrupted save, else a save's finished temp copy."""
+    tmp = final.with_name(final.name + SAVING_SUFFIX)
+    aside = final.with_name(final.name + ASIDE_SUFFIX)
+    if final.is_dir():
+        return final if (final / MANIFEST).is_file() else None
+    if final.exists():
+        return None
+    if _is_map_dir(aside) and _is_own_leftover(aside):
+        return aside
+    if _is_map_dir(tmp) and _is_own_leftover(tmp):
+        return tmp
+    return None
+
+
 def _recover(final: Path) -> Path | None:
     """Repair what an interrupted save left behind; returns the directory holding the map.
 
     Saves write ``<name>.saving`` completely (manifest last), rename ``<name>`` to ``<name>.old``,
     rename ``.saving`` to ``<name>`` and delete ``.old``. So ``<name>`` is always complete when
     present; without it, ``.old`` is the complete previous map; a lone ``.saving`` is complete
-    only if its manifest was written.
+    only if its manifest was written. Sibling folders are touched only when they hold nothing
+    but map files (recognisably this map's leftovers). Raises OSError where the location is
+    read-only.
     """
     tmp = final.with_name(final.name + SAVING_SUFFIX)
     aside = final.with_name(final.name + ASIDE_SUFFIX)
-    try:
-        if final.is_dir():
-            for leftover in (tmp, aside):
-                if leftover.exists():
-                    shutil.rmtree(leftover)
-            return final
-        if aside.is_dir():
-            os.rename(aside, final)
-        elif (tmp / MANIFEST).is_file():
-            os.rename(tmp, final)
-        else:
-            if tmp.exists():
-                shutil.rmtree(tmp)
+    if final.is_dir():
+        if not _is_map_dir(final):
             return None
-        _fsync_dir(final.parent)
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        for leftover in (tmp, aside):
+            if _is_own_leftover(leftover):
+                shutil.rmtree(leftover)
         return final
-    except PermissionError:  # read-only location: read whichever copy is complete
-        if final.is_dir():
-            return final
-        if aside.is_dir():
-            return aside
-        return tmp if (tmp / MANIFEST).is_file() else None
+    if final.exists():
+        return None
+    if _is_map_dir(aside) and _is_own_leftover(aside):
+        os.rename(aside, final)
+    elif _is_map_dir(tmp) and _is_own_leftover(tmp):
+        os.rename(tmp, final)
+    else:
+        if _is_own_leftover(tmp):
+            shutil.rmtree(tmp)
+        return None
+    _fsync_dir(final.parent)
+    if _is_own_leftover(tmp):
+        shutil.rmtree(tmp)
+    return final
+
+
+def _check_index_kind(index: Any, m: PlaceMap, path: Path) -> None:
+    """The manifest's index_type and parameters must describe the index file actually stored."""
+    kinds = {"flat": faiss.IndexFlat, "hnsw": faiss.IndexHNSW, "ivfpq": faiss.IndexIVFPQ}
+    actual = type(index).__name__
+    if not isinstance(index, kinds[m.index_type]):
+        raise MapFormatError(
+            f"{path}: the manifest says index_type '{m.index_type}' but the file holds a {actual}"
+        )
+    if index.metric_type != faiss.METRIC_INNER_PRODUCT:
+        raise MapFormatError(f"{path}: the index does not use inner-product (cosine) search")
+    if m.index_type == "hnsw" and index.hnsw.nb_neighbors(0) != 2 * m.hnsw_m:
+        raise MapFormatError(
+            f"{path}: manifest hnsw_m {m.hnsw_m} does not match the stored HNSW graph "
+            f"(M = {index.hnsw.nb_neighbors(0) // 2})"
+        )
+    if m.index_type == "ivfpq" and (index.nlist != m.ivf_nlist or m.pq_m != index.pq.M):
+        raise MapFormatError(
+            f"{path}: manifest ivf_nlist/pq_m {m.ivf_nlist}/{m.pq_m} do not match the stored "
+            f"index ({index.nlist}/{index.pq.M})"
+        )
 
 
 def _read_manifest(src: Path) -> dict[str, Any]:
@@ -622,7 +740,8 @@ def _load_descriptors(path: Path, count: int, dim: int) -> np.ndarray:
 
 def _read_places(path: Path, count: int):
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        # Quote the path: '#', '?' and '%' are legal in file names but special in a URI.
+        con = sqlite3.connect(f"file:{pathname2url(str(path))}?mode=ro", uri=True)
         try:
             rows = con.execute(
                 "SELECT id, stamp, has_pose, x, y, z, qx, qy, qz, qw, description "
