@@ -34,6 +34,8 @@ def test_place_map_bad_descriptors_and_time_jumps(procs, client) -> None:
             "diagnostics_period_s:=0.3",
             "-p",
             "loop_closure.keyframe_max_interval_s:=0.5",
+            "-p",
+            "model_id:=m",  # the map's model from configuration: no confirmation wait
         ],
     )
     node.wait_for_line("[place_map] ready", timeout=60)
@@ -55,7 +57,7 @@ def test_place_map_bad_descriptors_and_time_jumps(procs, client) -> None:
     send(_desc(10.0, seed=1), lambda s: s["map_size"] == "1", "first keyframe")
     send(_desc(11.0, seed=2), lambda s: s["map_size"] == "2", "second keyframe")
     # Another model's descriptor, a dim field that lies, NaN values: refused, map unchanged.
-    send(_desc(12.0, model="other", seed=3), lambda s: "does not fit" in s["message"], "model")
+    send(_desc(12.0, model="other", seed=3), lambda s: "'other'" in s["message"], "model")
     send(_desc(12.0, seed=4, dim_field=99), lambda s: "dim field 99" in s["message"], "dim")
     nan = _desc(12.0, seed=5)
     nan.descriptor = [float("nan")] * 16
@@ -101,9 +103,10 @@ def test_place_map_saves_on_shutdown_and_loads_at_start(procs, client, tmp_path)
                     return int({kv.key: kv.value for kv in st.values}["map_size"])
         return -1
 
+    # The stream's model becomes the map's once model_confirm_count (3) descriptors agree.
     for i in range(3):
         pub.publish(_desc(10.0 + i, seed=i))
-        client.wait_until(lambda n=i + 1: map_size() == n, 10, f"{i + 1} places")
+    client.wait_until(lambda: map_size() == 3, 10, "3 places")
     assert node.stop(timeout=15) == 0  # SIGINT, as Ctrl-C
     assert "saved 3 places" in node.output()
     loaded = PlaceMap.load(map_dir)

@@ -357,6 +357,31 @@ def build_ground_truth(
     return None
 
 
+def offline_pipeline(
+    config: Any,
+    pm_params: dict[str, Any],
+    dim: int,
+    model_id: str,
+    poses: Any,
+    use_poses: bool,
+) -> Any:
+    """The place_map node's frame pipeline for an offline run: the encoder's model is known, every
+    pose is preloaded, and no clock check applies (stamps are the recording's)."""
+    from lavpr_ros.core.frame_pipeline import FramePipeline, PipelineOptions
+    from lavpr_ros.core.place_map import PlaceMap
+
+    options = PipelineOptions(
+        use_poses=use_poses,
+        pose_tolerance_s=float(pm_params.get("pose_tolerance_s", 0.1)),
+        pose_wait_s=float(pm_params.get("pose_wait_s", 0.5)),
+        time_jump_reset_s=float(pm_params.get("time_jump_reset_s", 1.0)),
+        max_clock_skew_s=0.0,
+        max_pose_lead_s=0.0,
+        expected_model_id=model_id,
+    )
+    return FramePipeline(config, options, place_map=PlaceMap(dim, model_id), poses=poses)
+
+
 def evaluate_bag(
     bag: str | Path,
     image_topic: str | None = None,
@@ -372,9 +397,8 @@ def evaluate_bag(
     from tqdm import tqdm
 
     from lavpr_ros.core.encoders import create_encoder
+    from lavpr_ros.core.frame_pipeline import REJECTED
     from lavpr_ros.core.images import ImageFormatError
-    from lavpr_ros.core.loop_closure import LoopClosureDetector
-    from lavpr_ros.core.place_map import PlaceMap
 
     t_start = time.perf_counter()
     bag = Path(bag)
@@ -396,9 +420,8 @@ def evaluate_bag(
     log(f"ground truth: {gt.source}, radius {gt.radius_m:g} m" if gt else "ground truth: none")
 
     enc = create_encoder(encoder)
-    pmap = PlaceMap(dim=enc.dim, model_id=enc.model_id)
-    det = LoopClosureDetector(pmap, config)
-    sequences = det.matcher is not None
+    pipe = offline_pipeline(config, pm_params, enc.dim, enc.model_id, buffer, use_poses)
+    sequences = pipe.detector is not None and pipe.detector.matcher is not None
     stats = StampStats()
     decisions: list[Decision] = []
     kf_stamps: list[int] = []
@@ -421,16 +444,22 @@ def evaluate_bag(
         t1 = time.perf_counter()
         desc = enc.encode([img])[0]
         t2 = time.perf_counter()
-        stamp = stamp_ns / 1e9
-        pose = buffer.lookup(stamp, tol) if use_poses else None
-        counts["with_pose" if pose is not None else "without_pose"] += 1
-        try:
-            res = det.process(desc, stamp, pose)
-        except ValueError as exc:
-            counts["rejected"] += 1
-            log(f"warning: frame at {stamp_ns} rejected by the detector: {exc}")
-            continue
+        # The same pipeline as place_map; offline every pose is known, so nothing waits.
+        recs = pipe.push_descriptor(desc, stamp_ns / 1e9, enc.model_id, arrived=t2)
+        recs += pipe.flush(t2, force=True)
         t3 = time.perf_counter()
+        if not recs:
+            continue
+        rec = recs[-1]
+        for note in rec.notes:
+            log(f"note: frame at {stamp_ns}: {note}")
+        if rec.status == REJECTED:
+            counts["rejected"] += 1
+            log(f"warning: frame at {stamp_ns} rejected: {rec.reason}")
+            continue
+        res, pose = rec.result, rec.pose
+        assert res is not None
+        counts["with_pose" if pose is not None else "without_pose"] += 1
         frame_stamps.append(stamp_ns)
         lat["decode"].append((t1 - t0) * 1e3)
         lat["encode"].append((t2 - t1) * 1e3)

@@ -17,8 +17,10 @@ from PIL import Image
 from .manifest import (
     MANIFEST_NAME,
     ModelManifest,
+    ModelNotFoundError,
     load_manifest,
     manifest_file,
+    resolve_model_path,
     verify_checksum,
 )
 from .providers import resolve_providers
@@ -419,7 +421,10 @@ def create_encoder(spec: str, **kwargs: Any) -> Encoder:
         from .patchnorm import PatchNormEncoder  # lazy: keeps this module import light
 
         return PatchNormEncoder(**_parse_patchnorm(text), **kwargs)
-    path = Path(text).expanduser()
+    try:
+        path = resolve_model_path(text)
+    except ModelNotFoundError as exc:
+        raise ModelNotFoundError(f"{exc}. Encoder specs: " + "; ".join(SPEC_FORMS)) from None
     suffix = path.suffix.lower()
     if suffix in (".engine", ".plan"):
         if not path.is_file():

@@ -240,15 +240,20 @@ class LoopClosureDetector:
         return d
 
     def _eligible(self, stamp: float) -> int:
-        """Number of leading map places that may be matched (recent ones excluded in SLAM)."""
+        """Number of leading map places that may be matched (recent ones excluded in SLAM).
+
+        Temporal exclusion applies within the current mapping session only: the places of a
+        loaded map (earlier sessions, ids below ``session_start``) are always eligible, even when
+        their stamps overlap this session's (a bag replayed onto the map it built)."""
         n = len(self.place_map)
         if self.config.mode == "localisation" or n == 0:
             return n
+        start = min(self.place_map.session_start, n)
         cutoff = n - self.config.exclude_recent_n
-        too_recent = self.place_map.stamps > stamp - self.config.exclude_recent_s
+        too_recent = self.place_map.stamps[start:] > stamp - self.config.exclude_recent_s
         if too_recent.any():
-            cutoff = min(cutoff, int(np.argmax(too_recent)))
-        return max(0, cutoff)
+            cutoff = min(cutoff, start + int(np.argmax(too_recent)))
+        return max(start, cutoff)
 
     def process(
         self, descriptor: np.ndarray, stamp: float, pose: np.ndarray | None = None

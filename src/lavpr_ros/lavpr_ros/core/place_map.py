@@ -61,6 +61,7 @@ class Place:
     stamp: float
     pose: np.ndarray | None
     description: str = ""
+    session: int = 0  # mapping session that added it (a loaded map's places: earlier sessions)
 
 
 class _PlacesView:
@@ -140,7 +141,13 @@ class PlaceMap:
         self._stamps = np.zeros(0, dtype=np.float64)
         self._poses = np.zeros((0, 7), dtype=np.float64)
         self._has_pose = np.zeros(0, dtype=bool)
+        self._session = np.zeros(0, dtype=np.int32)
         self._text: list[str] = []
+        # Places are added by mapping sessions: a loaded map's places belong to earlier ones and
+        # new places to ``session_id``, starting at id ``session_start``. Temporal exclusion
+        # (loop closures) applies within the current session only.
+        self.session_id = 0
+        self.session_start = 0
         self._monotone = True  # stamps non-decreasing: stamp exclusion is an id prefix
         self.index = self._new_index()
 
@@ -199,7 +206,10 @@ class PlaceMap:
         poses[: self._n] = self._poses[: self._n]
         has = np.zeros(new_cap, dtype=bool)
         has[: self._n] = self._has_pose[: self._n]
+        sess = np.zeros(new_cap, dtype=np.int32)
+        sess[: self._n] = self._session[: self._n]
         self._desc, self._stamps, self._poses, self._has_pose = desc, stamps, poses, has
+        self._session = sess
 
     def _check_descriptors(self, x: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
         """(rows as float32, their L2 norms); refuses wrong shape, NaN/inf and zero rows."""
@@ -253,6 +263,7 @@ class PlaceMap:
         self._desc[start:end] = x
         self._desc[start:end] /= norms[:, None]  # in place: no second copy of a big batch
         self._stamps[start:end] = st
+        self._session[start:end] = self.session_id
         for i, p in enumerate(vp):
             if p is not None:
                 self._poses[start + i] = p
@@ -302,7 +313,28 @@ class PlaceMap:
         """The place with this id (pose copied)."""
         i = self._check_id(place_id)
         pose = self._poses[i].copy() if self._has_pose[i] else None
-        return Place(id=i, stamp=float(self._stamps[i]), pose=pose, description=self._text[i])
+        return Place(
+            id=i,
+            stamp=float(self._stamps[i]),
+            pose=pose,
+            description=self._text[i],
+            session=int(self._session[i]),
+        )
+
+    @property
+    def sessions(self) -> np.ndarray:
+        """(N,) mapping session of each place, in id order (read-only view)."""
+        view = self._session[: self._n]
+        view.flags.writeable = False
+        return view
+
+    def begin_session(self) -> int:
+        """Places added from now on form a new mapping session (a robot reusing a saved map):
+        earlier places stay matchable whatever their stamps. Returns the new session id."""
+        if self._n:
+            self.session_id = int(self._session[: self._n].max()) + 1
+        self.session_start = self._n
+        return self.session_id
 
     def set_description(self, place_id: int, text: str) -> None:
         """Attach free text (e.g. a language caption) to a place."""
@@ -422,7 +454,8 @@ class PlaceMap:
             con.execute("PRAGMA journal_mode=OFF")
             con.execute(
                 "CREATE TABLE places (id INTEGER PRIMARY KEY, stamp REAL, has_pose INT, "
-                "x REAL, y REAL, z REAL, qx REAL, qy REAL, qz REAL, qw REAL, description TEXT)"
+                "x REAL, y REAL, z REAL, qx REAL, qy REAL, qz REAL, qw REAL, description TEXT, "
+                "session INTEGER NOT NULL DEFAULT 0)"
             )
             con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
             n = self._n
@@ -434,10 +467,11 @@ class PlaceMap:
                     int(self._has_pose[i]),
                     *map(_sql_float, poses[i]),
                     self._text[i],
+                    int(self._session[i]),
                 )
                 for i in range(n)
             )
-            con.executemany("INSERT INTO places VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            con.executemany("INSERT INTO places VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             flat = {k: v for k, v in meta.items() if not isinstance(v, dict)}
             flat.update({f"tag.{k}": v for k, v in meta["tags"].items()})
             con.executemany(
@@ -532,7 +566,7 @@ class PlaceMap:
             raise MapFormatError(f"{src / MANIFEST}: bad index settings: {exc}") from exc
         count = meta["count"]
         desc = _load_descriptors(src / "descriptors.npy", count, dim)
-        stamps, poses, has_pose, texts = _read_places(src / "places.sqlite", count)
+        stamps, poses, has_pose, texts, sessions = _read_places(src / "places.sqlite", count)
         try:
             index = faiss.read_index(str(src / "index.faiss"))
         except RuntimeError as exc:
@@ -547,6 +581,7 @@ class PlaceMap:
             )
         m._n = count
         m._desc, m._stamps, m._poses, m._has_pose = desc, stamps, poses, has_pose
+        m._session = sessions
         m._text = texts
         m._monotone = bool((np.diff(stamps) >= 0).all())
         m.index = index
@@ -554,6 +589,7 @@ class PlaceMap:
         m.created = float(meta.get("created", time.time()))
         if m.index_type == "ivfpq" and not index.is_trained:
             m._index_add(0)  # settings may allow training now
+        m.begin_session()  # what is added from now on is a new mapping session
         # Only a map that loaded completely may repair what an interrupted save left behind; a
         # read-only location is read as it is (load_notes says so).
         m.load_notes = []
@@ -743,9 +779,11 @@ def _read_places(path: Path, count: int):
         # Quote the path: '#', '?' and '%' are legal in file names but special in a URI.
         con = sqlite3.connect(f"file:{pathname2url(str(path))}?mode=ro", uri=True)
         try:
+            cols = {r[1] for r in con.execute("PRAGMA table_info(places)")}
+            session = "session" if "session" in cols else "0"  # maps saved before sessions
             rows = con.execute(
-                "SELECT id, stamp, has_pose, x, y, z, qx, qy, qz, qw, description "
-                "FROM places ORDER BY id"
+                "SELECT id, stamp, has_pose, x, y, z, qx, qy, qz, qw, description, "
+                f"{session} FROM places ORDER BY id"
             ).fetchall()
         finally:
             con.close()
@@ -762,4 +800,8 @@ def _read_places(path: Path, count: int):
         if r[2]:
             poses[i] = [np.nan if v is None else v for v in r[3:10]]
     texts = [r[10] or "" for r in rows]
-    return stamps, poses, has_pose, texts
+    try:
+        sessions = np.array([int(r[11]) for r in rows], dtype=np.int32)
+    except (TypeError, ValueError) as exc:
+        raise MapFormatError(f"{path}: bad session column: {exc}") from exc
+    return stamps, poses, has_pose, texts, sessions

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from visualization_msgs.msg import MarkerArray
 
+from lavpr_ros.core.frame_pipeline import REJECTED, FramePipeline, FrameRecord, PipelineOptions
 from lavpr_ros.core.geo import scan_maps, select_map
 from lavpr_ros.core.loop_closure import LoopClosureConfig, LoopClosureDetector
 from lavpr_ros.core.place_map import PlaceMap
@@ -38,7 +38,14 @@ from lavpr_ros.core.pose_buffer import PoseBuffer
 from lavpr_ros.core.text_retrieval import TextPlaceIndex
 from lavpr_ros.graph.config import dataclass_from_params
 from lavpr_ros.nodes.convert import array_to_pose, pose_to_array, sec_to_stamp, stamp_to_sec
-from lavpr_ros.nodes.diagnostics import OK, WARN, Diagnostics, LatencyMeter, RateMeter
+from lavpr_ros.nodes.diagnostics import (
+    OK,
+    WARN,
+    Diagnostics,
+    LatencyMeter,
+    RateMeter,
+    RecentWarning,
+)
 from lavpr_ros.nodes.markers import build_markers
 from lavpr_ros.nodes.params import RELIABLE_INPUT, Param, declare, sensor_qos
 from lavpr_ros.nodes.runner import run_node
@@ -86,6 +93,37 @@ PARAMS = [
         "A descriptor older than the last keyframe by more than this resets keyframing and "
         "sequence state (bag restarted, simulation reset) [s]; smaller steps back are dropped "
         "as out of order",
+    ),
+    Param(
+        "model_id",
+        "",
+        "Model id the map must be built with (e.g. the vpr_encoder's model); empty = the loaded "
+        "map's model, else the model of the descriptor stream once model_confirm_count "
+        "consecutive descriptors agree on it",
+    ),
+    Param(
+        "model_confirm_count",
+        3,
+        "Consecutive descriptors of one model needed before it becomes a new map's model (a "
+        "stray descriptor of another model cannot lock the map)",
+    ),
+    Param(
+        "max_clock_skew_s",
+        10.0,
+        "Descriptors and poses stamped later than the node clock by more than this are refused "
+        "[s]; <= 0 disables the check",
+    ),
+    Param(
+        "max_pose_lead_s",
+        60.0,
+        "Poses stamped later than the newest descriptor by more than this are refused [s]; "
+        "<= 0 disables the check",
+    ),
+    Param(
+        "no_pose_warn_s",
+        5.0,
+        "Warn (log and diagnostics) when no pose arrived for this long while descriptors do "
+        "[s, wall time]",
     ),
     Param("text_model", "", "Text encoder manifest for the query_places service (empty = off)"),
     Param("query_top_k", 5, "Places returned by query_places when top_k is 0"),
@@ -189,23 +227,12 @@ class PlaceMapNode(Node):
         self.p = declare(self, PARAMS + loop_closure_params())
         self.config = dataclass_from_params(LoopClosureConfig, self.p, LC_PREFIX)
         self.group = MutuallyExclusiveCallbackGroup()
-        self.poses = PoseBuffer(max_age_s=60.0)
         self.pose_frame = ""
-        self.pending: deque[tuple[PlaceDescriptor, float]] = deque(maxlen=200)
-        self.map: PlaceMap | None = None
-        self.detector: LoopClosureDetector | None = None
         self.edges: list[tuple[int, int]] = []
         self.save_allowed = True
-        self.counts = {
-            "descriptors": 0,
-            "rejected": 0,
-            "keyframes": 0,
-            "loop_closures": 0,
-            "bad_poses": 0,
-            "pending_dropped": 0,
-            "time_resets": 0,
-        }
-        self.last_warning = ""
+        self.counts = {"descriptors": 0, "rejected_messages": 0, "keyframes": 0, "loop_closures": 0}
+        self.warning = RecentWarning()
+        self.pipeline: FramePipeline | None = None
         self.in_rate = RateMeter()
         self.latency = LatencyMeter()
         self.text_index: TextPlaceIndex | None = None
@@ -215,6 +242,23 @@ class PlaceMapNode(Node):
             self.text_index = TextPlaceIndex(TextEncoder(self.p["text_model"]))
         self._init_language_modes()
         self._init_sequence_and_path()
+        self.pipeline = FramePipeline(
+            self.config,
+            PipelineOptions(
+                use_poses=self.p["pose_source"] != "none",
+                pose_tolerance_s=float(self.p["pose_tolerance_s"]),
+                pose_wait_s=float(self.p["pose_wait_s"]),
+                time_jump_reset_s=float(self.p["time_jump_reset_s"]),
+                max_clock_skew_s=float(self.p["max_clock_skew_s"]),
+                max_pose_lead_s=float(self.p["max_pose_lead_s"]),
+                model_confirm_count=int(self.p["model_confirm_count"]),
+                expected_model_id=str(self.p["model_id"]),
+                no_pose_warn_s=float(self.p["no_pose_warn_s"]),
+            ),
+            map_factory=self._new_map,
+            poses=PoseBuffer(max_age_s=60.0),
+            detector_kwargs=self._sequence_kwargs(),
+        )
         self._maybe_load_on_start()
 
         g = self.group
@@ -283,9 +327,30 @@ class PlaceMapNode(Node):
                 "saved over map_path on shutdown (use save_map with another path)."
             )
 
+    @property
+    def map(self) -> PlaceMap | None:
+        return self.pipeline.map if self.pipeline is not None else None
+
+    @property
+    def detector(self) -> LoopClosureDetector | None:
+        return self.pipeline.detector if self.pipeline is not None else None
+
+    def _new_map(self, dim: int, model_id: str) -> PlaceMap:
+        return PlaceMap(
+            dim=dim, model_id=model_id, index_type=self.p["index_type"], frame_id=self._frame()
+        )
+
     def _install_map(self, place_map: PlaceMap) -> None:
-        self.map = place_map
-        self.detector = LoopClosureDetector(place_map, self.config, **self._sequence_kwargs())
+        assert self.pipeline is not None
+        expected = self.p["model_id"]
+        if expected and place_map.model_id != expected:
+            raise ValueError(
+                f"the map was built with model '{place_map.model_id}' but parameter model_id is "
+                f"'{expected}'"
+            )
+        self.pipeline.install_map(place_map)
+        for note in getattr(place_map, "load_notes", []):
+            self._warn(note)
         self.edges = []
         if self.text_index is not None:
             self.text_index.sync((p.id, p.description) for p in place_map.places)
@@ -320,7 +385,7 @@ class PlaceMapNode(Node):
             self._warn(f"geo estimate {label}: cannot load {choice.entry.path}: {exc}")
             return
         self._install_map(loaded)
-        self.pending.clear()
+        self.pipeline.reset_stream()
         self._publish_described()
         self.geo_map = str(choice.entry.path)
         self.get_logger().info(
@@ -338,12 +403,14 @@ class PlaceMapNode(Node):
             print(f"[place_map] saved {len(self.map)} places to {path}", flush=True)
 
     # -- inputs --------------------------------------------------------------------------------
+    def _clock_now(self) -> float:
+        return self.get_clock().now().nanoseconds / 1e9
+
     def _add_pose(self, stamp: float, pose: np.ndarray, frame: str) -> None:
-        try:
-            self.poses.add(stamp, pose)
-        except ValueError as exc:
-            self.counts["bad_poses"] += 1
-            self._warn(f"pose rejected: {exc}")
+        assert self.pipeline is not None
+        why = self.pipeline.push_pose(stamp, pose, time.monotonic(), self._clock_now())
+        if why is not None:
+            self._warn(why)
             return
         self.pose_frame = frame or self.pose_frame
         self._flush_pending()
@@ -357,82 +424,53 @@ class PlaceMapNode(Node):
         self._add_pose(stamp_to_sec(msg.header.stamp), pose_to_array(msg.pose), msg.header.frame_id)
 
     def _on_descriptor(self, msg: PlaceDescriptor) -> None:
+        assert self.pipeline is not None
         self.counts["descriptors"] += 1
         self.in_rate.tick()
-        self.last_view = (msg.model_id, np.asarray(msg.descriptor, dtype=np.float32))
-        if len(self.pending) == self.pending.maxlen:
-            self.counts["pending_dropped"] += 1
-        self.pending.append((msg, time.monotonic()))
-        self._flush_pending()
-
-    def _flush_pending(self) -> None:
-        use_poses = self.p["pose_source"] != "none"
-        tol = float(self.p["pose_tolerance_s"])
-        while self.pending:
-            msg, arrived = self.pending[0]
-            stamp = stamp_to_sec(msg.header.stamp)
-            pose = None
-            if use_poses:
-                pose = self.poses.lookup(stamp, tol)
-                latest = self.poses.latest_stamp
-                waited = time.monotonic() - arrived
-                pose_may_come = latest is None or latest < stamp + tol
-                if pose is None and pose_may_come and waited < float(self.p["pose_wait_s"]):
-                    return  # its pose may still come
-            self.pending.popleft()
-            self._process(msg, stamp, pose, arrived)
-
-    def _process(
-        self, msg: PlaceDescriptor, stamp: float, pose: np.ndarray | None, arrived: float
-    ) -> None:
         desc = np.asarray(msg.descriptor, dtype=np.float32)
         if msg.dim != desc.size:
-            self._reject(f"descriptor dim field {msg.dim} != {desc.size} values")
+            self._reject(f"descriptor dim field {msg.dim} != {desc.size} values: refused")
             return
-        if self.map is None:
-            self._install_map(
-                PlaceMap(
-                    dim=int(desc.size),
-                    model_id=msg.model_id,
-                    index_type=self.p["index_type"],
-                    frame_id=self._frame(),
+        self.last_view = (msg.model_id, desc)
+        records = self.pipeline.push_descriptor(
+            desc,
+            stamp_to_sec(msg.header.stamp),
+            msg.model_id,
+            time.monotonic(),
+            self._clock_now(),
+            payload=msg,
+        )
+        self._handle(records)
+
+    def _flush_pending(self) -> None:
+        if self.pipeline is not None:
+            self._handle(self.pipeline.flush(time.monotonic()))
+            status = self.pipeline.pose_status(time.monotonic())
+            if status:
+                self._warn(status)
+
+    def _handle(self, records: list[FrameRecord]) -> None:
+        for rec in records:
+            for note in rec.notes:
+                self._warn(note)
+            if rec.status == REJECTED:
+                self._warn(rec.reason)  # counted by the pipeline
+                continue
+            res = rec.result
+            assert res is not None and isinstance(rec.payload, PlaceDescriptor)
+            latency_ms = (time.monotonic() - rec.arrived) * 1000.0
+            self.latency.add(latency_ms)
+            if res.is_keyframe:
+                self.counts["keyframes"] += 1
+            d = res.decision
+            if d is None:
+                continue
+            if d.accepted:
+                self._publish_loop_closure(rec.payload, d, latency_ms, rec.pose)
+            if self.pub_candidates is not None:
+                self.pub_candidates.publish(
+                    self._loop_closure_msg(rec.payload, d, latency_ms, rec.pose)
                 )
-            )
-        assert self.map is not None and self.detector is not None
-        if msg.model_id != self.map.model_id or desc.size != self.map.dim:
-            self._reject(
-                f"descriptor from model '{msg.model_id}' ({desc.size}-d) does not fit the map "
-                f"built with '{self.map.model_id}' ({self.map.dim}-d); dropped"
-            )
-            return
-        last = self.detector.keyframes.last_stamp
-        if last is not None and stamp < last:
-            jump = last - stamp
-            if jump <= float(self.p["time_jump_reset_s"]):
-                self._reject(f"descriptor {jump:.3f} s older than the last keyframe: dropped")
-                return
-            self.get_logger().warning(
-                f"time jumped back by {jump:.1f} s (bag restarted or simulation reset): "
-                "keyframing and sequence state reset, the map is kept"
-            )
-            self.detector.reset()
-            self.counts["time_resets"] += 1
-        try:
-            result = self.detector.process(desc, stamp, pose)
-        except ValueError as exc:
-            self._reject(f"descriptor rejected: {exc}")
-            return
-        self.latency.add((time.monotonic() - arrived) * 1000.0)
-        if result.is_keyframe:
-            self.counts["keyframes"] += 1
-        d = result.decision
-        if d is None:
-            return
-        latency_ms = (time.monotonic() - arrived) * 1000.0
-        if d.accepted:
-            self._publish_loop_closure(msg, d, latency_ms, pose)
-        if self.pub_candidates is not None:
-            self.pub_candidates.publish(self._loop_closure_msg(msg, d, latency_ms, pose))
 
     def _loop_closure_msg(
         self, msg: PlaceDescriptor, d: Any, latency_ms: float, pose: np.ndarray | None
@@ -496,14 +534,18 @@ class PlaceMapNode(Node):
         if not path:
             res.success, res.message = False, "no path given and map_path is empty"
             return res
-        expected = self.map.model_id if self.map is not None and len(self.map) else None
+        # The model descriptors come from (configured, the map in use, else the stream's):
+        # a map of another model would drop every descriptor, so it is refused here.
+        pl = self.pipeline
+        assert pl is not None
+        expected = pl.expected_model() or (pl.stream_model[0] if pl.stream_model else None)
         try:
             loaded = PlaceMap.load(path, expected_model_id=expected)
         except Exception as exc:
             res.success, res.message = False, f"load failed, current map kept: {exc}"
             return res
         self._install_map(loaded)
-        self.pending.clear()
+        self.pipeline.reset_stream()
         self._publish_described()
         res.success, res.num_places = True, len(loaded)
         res.message = f"loaded {len(loaded)} places from {path}"
@@ -515,7 +557,13 @@ class PlaceMapNode(Node):
         if self.map is None or len(self.map) == 0:
             res.success, res.message = False, "the map has no places yet"
             return res
-        pid = self.map.last_id if req.place_id < 0 else int(req.place_id)
+        if req.place_id < -1:
+            res.success = False
+            res.message = (
+                f"place id {req.place_id} refused: -1 means the newest place, ids are >= 0"
+            )
+            return res
+        pid = self.map.last_id if req.place_id == -1 else int(req.place_id)
         if pid is None or not 0 <= pid < len(self.map):
             res.success = False
             res.message = f"unknown place id {req.place_id} (map has ids 0..{len(self.map) - 1})"
@@ -722,25 +770,31 @@ class PlaceMapNode(Node):
         return self.p["frame_id"] or self.pose_frame or (self.map.frame_id if self.map else "map")
 
     def _reject(self, why: str) -> None:
-        self.counts["rejected"] += 1
+        self.counts["rejected_messages"] += 1
         self._warn(why)
 
     def _warn(self, why: str) -> None:
-        self.last_warning = why
+        self.warning.set(why)
         self.get_logger().warning(why, throttle_duration_sec=2.0)
 
     def _diagnostics(self) -> tuple[int, str, dict[str, object]]:
-        level = OK if not self.last_warning else WARN
+        assert self.pipeline is not None
+        now_warning = self.warning.get() or self.pipeline.pose_status(time.monotonic())
+        level = OK if not now_warning else WARN
         values: dict[str, object] = {
             "map_size": len(self.map) if self.map is not None else 0,
             "model_id": self.map.model_id if self.map is not None else "",
             "input_rate_hz": self.in_rate.rate(),
             "latency_p50_ms": self.latency.percentile(50),
             "latency_p95_ms": self.latency.percentile(95),
-            "pending": len(self.pending),
+            "pending": len(self.pipeline.pending),
+            "map_model_id": self.pipeline.expected_model() or "",
             **self.counts,
+            **self.pipeline.counts,
+            "rejected": self.pipeline.counts["rejected"] + self.counts["rejected_messages"],
+            "last_warning": self.warning.last,
         }
-        return level, self.last_warning or "ok", values
+        return level, now_warning or "ok", values
 
 
 def _has_recoverable(path: Path) -> bool:

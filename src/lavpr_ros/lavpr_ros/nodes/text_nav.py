@@ -28,16 +28,18 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from lavpr_ros.core.text_encoder import TextEncoder
-from lavpr_ros.core.text_retrieval import MAX_QUERY_CHARS, TextPlaceIndex
-from lavpr_ros.nodes.diagnostics import OK, WARN, Diagnostics, LatencyMeter, RateMeter
+from lavpr_ros.core.text_retrieval import MAX_QUERY_CHARS, TextPlaceIndex, log_safe
+from lavpr_ros.nodes.diagnostics import ERROR, OK, WARN, Diagnostics, LatencyMeter, RateMeter
 from lavpr_ros.nodes.params import Param, declare
 from lavpr_ros.nodes.runner import run_node
 
 PARAMS = [
     Param(
         "text_model",
-        "",
-        "Text encoder model manifest (.yaml or its directory); needed by mode text",
+        "minilm-l6-v2",
+        "Text encoder model manifest (.yaml or its directory; relative paths are also looked up "
+        "in the models folders, see docs); needed by mode text. When it cannot be loaded the "
+        "node runs degraded: every command is refused with the reason",
     ),
     Param("providers", "", "Comma-separated ONNX Runtime execution providers; empty = auto"),
     Param("top_k", 5, "Places published on vpr/retrieved_places per command"),
@@ -81,12 +83,18 @@ class TextNavNode(Node):
             raise ValueError(f"retrieval mode '{self.mode}' is not one of {', '.join(MODES)}")
         self.encoder: TextEncoder | None = None
         self.index: TextPlaceIndex | None = None
+        self.model_error = ""
         if self.mode == "text":
-            if not self.p["text_model"]:
-                raise ValueError("text_nav mode text needs the text_model parameter")
             providers = [s.strip() for s in str(self.p["providers"]).split(",") if s.strip()]
-            self.encoder = TextEncoder(self.p["text_model"], providers=providers or None)
-            self.index = TextPlaceIndex(self.encoder)
+            try:
+                if not self.p["text_model"]:
+                    raise ValueError("the text_model parameter is empty")
+                self.encoder = TextEncoder(self.p["text_model"], providers=providers or None)
+                self.index = TextPlaceIndex(self.encoder)
+            except (OSError, ValueError, RuntimeError) as exc:
+                # A graph without text commands still recognises places: run degraded, loudly.
+                self.model_error = f"no text model, text commands are refused: {exc}"
+                self.get_logger().error(self.model_error)
         self.pending: dict[int, tuple[Any, float, RetrievedPlaces, float]] = {}
         self._next = 0
         self.places: dict[int, RetrievedPlace] = {}
@@ -141,7 +149,9 @@ class TextNavNode(Node):
         if self.mode != "text":
             self._ask_place_map(text, out, t0)
             return
-        assert self.index is not None
+        if self.index is None:
+            self._refuse(out, self.model_error)
+            return
         hits = self.index.query(text, len(self.places) if self.pose_text else int(self.p["top_k"]))
         for h in hits:
             src = self.places[h.place_id]
@@ -219,7 +229,7 @@ class TextNavNode(Node):
         self.goals += 1
         self.last_reason = ""
         print(
-            f"[text_nav] '{text[:60]}' -> place {best.place_id} ({best.score:.3f}): goal "
+            f"[text_nav] '{log_safe(text, 60)}' -> place {best.place_id} ({best.score:.3f}): goal "
             f"({goal.pose.position.x:.2f}, {goal.pose.position.y:.2f}) in {goal.header.frame_id}",
             flush=True,
         )
@@ -284,15 +294,19 @@ class TextNavNode(Node):
         self.pub_places.publish(out)
         self.refused += 1
         self.last_reason = reason
-        self.get_logger().warning(reason)
+        self.get_logger().warning(log_safe(reason))
 
     def _diagnostics(self) -> tuple[int, str, dict[str, object]]:
         level = OK if not self.last_reason else WARN
         if not self.places:
             level = WARN
+        if self.model_error:
+            level = ERROR
         return (
             level,
-            self.last_reason or ("ready" if self.places else "no described places yet"),
+            self.model_error
+            or self.last_reason
+            or ("ready" if self.places else "no described places yet"),
             {
                 "mode": self.mode,
                 "model_id": self.encoder.model_id if self.encoder else "(place_map)",

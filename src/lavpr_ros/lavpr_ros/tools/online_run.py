@@ -83,19 +83,26 @@ def offline_loop_closures(
 ) -> list[ClosureRecord]:
     """The same frames, stamps and poses through the core detector, in this process."""
     from lavpr_ros.core.encoders import create_encoder
+    from lavpr_ros.core.frame_pipeline import FramePipeline, PipelineOptions
     from lavpr_ros.core.images import load_image
-    from lavpr_ros.core.loop_closure import LoopClosureDetector
     from lavpr_ros.core.place_map import PlaceMap
+    from lavpr_ros.core.pose_buffer import PoseBuffer
 
     encoder = create_encoder(encoder_spec)
     pmap = PlaceMap(dim=encoder.dim, model_id=encoder.model_id)
-    det = LoopClosureDetector(pmap, config)
+    options = PipelineOptions(max_clock_skew_s=0.0, expected_model_id=encoder.model_id)
+    pipe = FramePipeline(
+        config, options, place_map=pmap, poses=PoseBuffer(max_age_s=math.inf, max_len=1 << 62)
+    )
     out: list[ClosureRecord] = []
     for i, f in enumerate(frames):
         desc = encoder.encode([load_image(f.path)])[0]
-        pose = route_pose(f.place_index, spacing_m=spacing_m)
-        res = det.process(desc, start_stamp + i * stamp_period_s, pose)
-        d = res.decision
+        stamp = start_stamp + i * stamp_period_s
+        pipe.push_pose(stamp, route_pose(f.place_index, spacing_m=spacing_m), arrived=stamp)
+        recs = pipe.push_descriptor(desc, stamp, encoder.model_id, arrived=stamp)
+        recs += pipe.flush(stamp, force=True)
+        res = recs[-1].result if recs else None
+        d = res.decision if res is not None else None
         if d is not None and d.accepted:
             q, m = pmap.get(int(d.query_id)), pmap.get(int(d.match_id))
             out.append(
