@@ -446,8 +446,8 @@ class PlaceMapNode(Node):
         if self.pipeline is not None:
             self._handle(self.pipeline.flush(time.monotonic()))
             status = self.pipeline.pose_status(time.monotonic())
-            if status:
-                self._warn(status)
+            if status:  # a state, not an event: in diagnostics while it lasts, logged rarely
+                self.get_logger().warning(status, throttle_duration_sec=10.0)
 
     def _handle(self, records: list[FrameRecord]) -> None:
         for rec in records:
