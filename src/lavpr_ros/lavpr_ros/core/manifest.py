@@ -24,12 +24,29 @@ COLOR_ORDERS = ("RGB", "BGR")
 LAYOUTS = ("NCHW", "NHWC")
 
 
-class ManifestError(ValueError):
+class ModelError(Exception):
+    """Root of every model problem (catch this to handle any of them); each subclass also
+    derives from the builtin error callers caught before (ValueError, FileNotFoundError, ...)."""
+
+
+class ManifestError(ModelError, ValueError):
     """A manifest that is missing, unreadable or fails validation (names the key and file)."""
 
 
 class ModelChecksumError(ManifestError):
     """The model file's sha256 differs from the one recorded in its manifest."""
+
+
+class ModelNotFoundError(ModelError, FileNotFoundError):
+    """A model path that exists nowhere the runtime looks (names the places and what is there)."""
+
+
+class ModelKindError(ModelError, ValueError):
+    """A model of another kind than the wrapper runs (e.g. a text model given as the encoder)."""
+
+
+class ModelLoadError(ModelError, RuntimeError):
+    """onnxruntime/TensorRT cannot load the model, or its graph does not fit its manifest."""
 
 
 @dataclass
@@ -224,10 +241,6 @@ def _inside(directory: Path, name: str, key: str) -> Path:
     return target
 
 
-class ModelNotFoundError(FileNotFoundError):
-    """A model path that exists nowhere the runtime looks (names the places and what is there)."""
-
-
 def models_dirs() -> list[Path]:
     """Folders where relative model paths are also looked up, in order: $LAVPR_MODELS_DIR, the
     repository's models/ ($LAVPR_ROOT, or found from this package's location), and
@@ -315,7 +328,7 @@ def verify_checksum(manifest: ModelManifest) -> Path:
     """Check the model file against the manifest's sha256; returns its path."""
     path = manifest.model_path
     if not path.is_file():
-        raise FileNotFoundError(
+        raise ModelNotFoundError(
             f"model file for '{manifest.model_id}' not found: {path} (from manifest key 'file')"
         )
     actual = sha256_file(path)
