@@ -16,20 +16,16 @@ from PIL import Image
 
 from .manifest import (
     MANIFEST_NAME,
+    ModelLoadError,
     ModelManifest,
     ModelNotFoundError,
     load_manifest,
     manifest_file,
     resolve_model_path,
-    verify_checksum,
 )
-from .providers import resolve_providers
+from .onnx_model import OnnxModel
 
 DEFAULT_BATCH = 32
-
-
-class ModelLoadError(RuntimeError):
-    """A model file that the runtime cannot load or whose graph does not match its manifest."""
 
 
 @runtime_checkable
@@ -99,8 +95,10 @@ def _as_manifest(manifest: str | Path | ModelManifest) -> ModelManifest:
     return manifest if isinstance(manifest, ModelManifest) else load_manifest(manifest)
 
 
-class OnnxEncoder:
+class OnnxEncoder(OnnxModel):
     """An exported ONNX image model run by onnxruntime (TensorRT -> CUDA -> CPU by default)."""
+
+    kind = "image"
 
     def __init__(
         self,
@@ -111,44 +109,18 @@ class OnnxEncoder:
         intra_op_threads: int = 0,
         batch_size: int = DEFAULT_BATCH,
     ) -> None:
-        import onnxruntime as ort
-
-        self.manifest = _as_manifest(manifest)
-        m = self.manifest
-        if m.kind != "image":
-            raise ValueError(
-                f"model '{m.model_id}' has kind '{m.kind}'; OnnxEncoder runs image models only"
-            )
-        path = verify_checksum(m)  # refuse a model that is not the one the manifest describes
-        self.model_id = m.model_id
-        self.dim = m.output_dim
+        m = _as_manifest(manifest)
+        cache = Path(trt_cache_dir) if trt_cache_dir else m.model_path.parent / "trt_cache"
+        trt = {
+            "trt_fp16_enable": bool(trt_fp16),
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(cache),
+        }
+        super().__init__(
+            m, providers, intra_op_threads, provider_options={"TensorrtExecutionProvider": trt}
+        )
         self.batch_size = max(1, int(batch_size))
-
-        names = resolve_providers(providers, ort.get_available_providers())
-        provider_args: list[Any] = []
-        for name in names:
-            if name == "TensorrtExecutionProvider":
-                cache = Path(trt_cache_dir) if trt_cache_dir else path.parent / "trt_cache"
-                cache.mkdir(parents=True, exist_ok=True)
-                opts = {
-                    "trt_fp16_enable": bool(trt_fp16),
-                    "trt_engine_cache_enable": True,
-                    "trt_engine_cache_path": str(cache),
-                }
-                provider_args.append((name, opts))
-            else:
-                provider_args.append(name)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = max(0, int(intra_op_threads))
-        so.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(path), so, providers=provider_args)
-        except Exception as exc:  # onnxruntime raises its own pybind exception types
-            raise ModelLoadError(
-                f"cannot load ONNX model {path} ('{m.model_id}'): {type(exc).__name__}: {exc}"
-            ) from exc
-        self.provider: str = self.session.get_providers()[0]
-        self._check_graph(path)
+        self._check_graph(self.model_path)
 
     def _check_graph(self, path: Path) -> None:
         m = self.manifest

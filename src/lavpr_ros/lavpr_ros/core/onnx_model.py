@@ -38,6 +38,10 @@ def open_session(
     )
     opts = provider_options or {}
     provider_args = [(n, opts[n]) if n in opts else n for n in names]
+    for n in names:  # an engine cache folder must exist before TensorRT writes into it
+        cache = opts.get(n, {}).get("trt_engine_cache_path")
+        if cache:
+            Path(cache).mkdir(parents=True, exist_ok=True)
     so = ort.SessionOptions()
     so.intra_op_num_threads = max(0, int(intra_op_threads))
     so.log_severity_level = 3
@@ -55,6 +59,7 @@ class OnnxModel:
 
     kind: str = ""
     default_providers: Sequence[str] | None = None
+    kind_error: type[Exception] = ModelKindError  # a ModelKindError subclass of the wrapper's
 
     def __init__(
         self,
@@ -65,7 +70,7 @@ class OnnxModel:
     ) -> None:
         m = as_manifest(manifest)
         if m.kind != self.kind:
-            raise ModelKindError(
+            raise self.kind_error(
                 f"model '{m.model_id}' has kind '{m.kind}'; {type(self).__name__} runs "
                 f"'{self.kind}' models"
             )

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from lavpr_interfaces.msg import GeoEstimate
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
@@ -38,7 +38,7 @@ from lavpr_ros.core.images import (
 )
 from lavpr_ros.geo_client import GeoClient, GeoServerError, encode_jpeg
 from lavpr_ros.nodes.diagnostics import OK, WARN, Diagnostics, LatencyMeter
-from lavpr_ros.nodes.params import Param, declare
+from lavpr_ros.nodes.params import LATCHED, Param, declare
 from lavpr_ros.nodes.runner import run_node
 
 PARAMS = [
@@ -99,10 +99,6 @@ PARAMS = [
     Param("temperature", 0.1, "Sampling temperature"),
     Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]"),
 ]
-
-LATCHED = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
 
 
 @dataclass

@@ -27,7 +27,6 @@ from lavpr_interfaces.srv import AnnotatePlace, LoadMap, QueryPlaces, SaveMap
 from nav_msgs.msg import Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from visualization_msgs.msg import MarkerArray
 
 from lavpr_ros.core.frame_pipeline import REJECTED, FramePipeline, FrameRecord, PipelineOptions
@@ -35,6 +34,8 @@ from lavpr_ros.core.geo import scan_maps, select_map
 from lavpr_ros.core.loop_closure import LoopClosureConfig, LoopClosureDetector
 from lavpr_ros.core.place_map import PlaceMap
 from lavpr_ros.core.pose_buffer import PoseBuffer
+from lavpr_ros.core.retrieval import MODES as RETRIEVAL_MODES
+from lavpr_ros.core.retrieval import PlaceRetriever
 from lavpr_ros.core.text_retrieval import TextPlaceIndex
 from lavpr_ros.graph.config import dataclass_from_params
 from lavpr_ros.nodes.convert import array_to_pose, pose_to_array, sec_to_stamp, stamp_to_sec
@@ -47,11 +48,10 @@ from lavpr_ros.nodes.diagnostics import (
     RecentWarning,
 )
 from lavpr_ros.nodes.markers import build_markers
-from lavpr_ros.nodes.params import RELIABLE_INPUT, Param, declare, sensor_qos
+from lavpr_ros.nodes.params import LATCHED, RELIABLE_INPUT, Param, declare, sensor_qos
 from lavpr_ros.nodes.runner import run_node
 
 LC_PREFIX = "loop_closure."
-QUERY_MODES = ("text", "image", "cross_modal", "fusion")
 NO_PLACE = 2**64 - 1  # LoopClosure.query_id when the query keyframe was not added (localisation)
 
 PARAMS = [
@@ -174,10 +174,6 @@ PARAMS = [
         "keyframe poses, sent when the map changed) [s]; <= 0 disables it",
     ),
 ]
-
-LATCHED = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
 
 
 LC_HELP = {
@@ -352,8 +348,7 @@ class PlaceMapNode(Node):
         for note in getattr(place_map, "load_notes", []):
             self._warn(note)
         self.edges = []
-        if self.text_index is not None:
-            self.text_index.sync((p.id, p.description) for p in place_map.places)
+        self.retriever.sync(place_map)
 
     def _on_geo_estimate(self, msg: GeoEstimate) -> None:
         """No map loaded and nothing mapped yet: load the maps_root map matching the estimate's
@@ -573,8 +568,7 @@ class PlaceMapNode(Node):
             res.success, res.message = False, f"description too long ({len(text)} > 10000 chars)"
             return res
         self.map.set_description(pid, text)
-        if self.text_index is not None:
-            self.text_index.sync((p.id, p.description) for p in self.map.places)
+        self.retriever.sync(self.map)
         self._publish_described()
         res.success, res.place_id, res.message = True, pid, f"place {pid} annotated"
         return res
@@ -585,15 +579,15 @@ class PlaceMapNode(Node):
         from lavpr_ros.core.fusion import FusionModel
 
         self.last_view: tuple[str, np.ndarray] | None = None  # latest camera descriptor
-        self.cross_modal = (
-            CrossModalRetriever(self.p["cross_modal_model"])
-            if self.p["cross_modal_model"]
-            else None
+        cross = self.p["cross_modal_model"]
+        fusion = self.p["fusion_model"]
+        self.retriever = PlaceRetriever(
+            self.text_index,
+            CrossModalRetriever(cross) if cross else None,
+            FusionModel(fusion) if fusion else None,
         )
-        self.fusion = FusionModel(self.p["fusion_model"]) if self.p["fusion_model"] else None
-        self._text_cache: dict[tuple[int, str], np.ndarray] = {}
-        if self.p["query_mode"] not in QUERY_MODES:
-            raise ValueError(f"query_mode must be one of {', '.join(QUERY_MODES)}")
+        if self.p["query_mode"] not in RETRIEVAL_MODES:
+            raise ValueError(f"query_mode must be one of {', '.join(RETRIEVAL_MODES)}")
 
     def _srv_query(
         self, req: QueryPlaces.Request, res: QueryPlaces.Response
@@ -601,91 +595,18 @@ class PlaceMapNode(Node):
         mode = (req.mode or self.p["query_mode"]).replace("-", "_")
         k = int(req.top_k or self.p["query_top_k"])
         try:
-            if mode == "text":
-                res.places = self._query_text(req.text, k)
-            elif mode == "image":
-                res.places = self._query_image(k)
-            elif mode == "cross_modal":
-                res.places = self._query_cross_modal(req.text, k)
-            elif mode == "fusion":
-                res.places = self._query_fusion(req.text, k)
-            else:
-                raise ValueError(
-                    f"retrieval mode '{mode}' is not available; use {', '.join(QUERY_MODES)}"
-                )
+            hits = self.retriever.search(mode, req.text, k, self.map, self.last_view)
         except ValueError as exc:
             res.success, res.message = False, str(exc)
             return res
+        res.places = [
+            self._retrieved(h.place_id, h.score, h.text_score, h.image_score) for h in hits
+        ]
         res.success = True
         res.message = f"{len(res.places)} place(s) ({mode})" if res.places else "no places"
         if mode == "text" and not res.places:
             res.message = "no described places"
         return res
-
-    def _query_text(self, text: str, k: int) -> list[RetrievedPlace]:
-        if self.text_index is None:
-            raise ValueError("no text model configured (parameter text_model)")
-        hits = self.text_index.query(text, k)
-        return [self._retrieved(h.place_id, h.score, text_score=h.score) for h in hits]
-
-    def _view(self) -> np.ndarray:
-        if self.map is None or len(self.map) == 0:
-            raise ValueError("the map has no places yet")
-        if self.last_view is None:
-            raise ValueError("no camera descriptor received yet (vpr/descriptor)")
-        model_id, desc = self.last_view
-        if model_id != self.map.model_id or desc.size != self.map.dim:
-            raise ValueError(f"latest descriptor is from '{model_id}', the map's model differs")
-        return desc
-
-    def _query_image(self, k: int) -> list[RetrievedPlace]:
-        view = self._view()
-        assert self.map is not None
-        hits = self.map.search(view, k)
-        return [self._retrieved(i, s, image_score=s) for i, s in hits]
-
-    def _query_cross_modal(self, text: str, k: int) -> list[RetrievedPlace]:
-        if self.cross_modal is None:
-            raise ValueError("no cross-modal model configured (parameter cross_modal_model)")
-        if self.map is None or len(self.map) == 0:
-            return []
-        try:
-            hits = self.cross_modal.search(self.map, text, k)
-        except ValueError as exc:  # CrossModalError: another image model's map
-            raise ValueError(str(exc)) from exc
-        return [self._retrieved(h.place_id, h.score, image_score=h.score) for h in hits]
-
-    def _query_fusion(self, text: str, k: int) -> list[RetrievedPlace]:
-        if self.fusion is None or self.text_index is None:
-            raise ValueError("fusion needs the fusion_model and text_model parameters")
-        if not text.strip():
-            raise ValueError("empty text query (fusion uses it as the current place's words)")
-        q_img = self._view()
-        assert self.map is not None
-        self.fusion.check_models(self.map.model_id, self.text_index.embedder.model_id)
-        embedder = self.text_index.embedder
-        ct = np.zeros((len(self.map), embedder.dim), dtype=np.float32)
-        has = np.zeros(len(self.map), dtype=bool)
-        todo = [
-            (p.id, p.description)
-            for p in self.map.places
-            if p.description and (p.id, p.description) not in self._text_cache
-        ]
-        if todo:
-            vecs = embedder.encode([t for _, t in todo])
-            self._text_cache.update(dict(zip(todo, vecs, strict=True)))
-        for p in self.map.places:
-            if p.description:
-                ct[p.id], has[p.id] = self._text_cache[(p.id, p.description)], True
-        q_txt = embedder.encode([text[:10_000]])[0]
-        fused = self.fusion.scores(q_img, q_txt, self.map.descriptors, ct, has)
-        order = np.argsort(-fused.score, kind="stable")[: max(1, k)]
-        return [
-            self._retrieved(
-                int(i), float(fused.score[i]), float(fused.text[i]), float(fused.image[i])
-            )
-            for i in order
-        ]
 
     # -- outputs -------------------------------------------------------------------------------
     def _retrieved(

@@ -24,13 +24,12 @@ from lavpr_interfaces.msg import RetrievedPlace, RetrievedPlaces
 from lavpr_interfaces.srv import QueryPlaces
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from lavpr_ros.core.text_encoder import TextEncoder
 from lavpr_ros.core.text_retrieval import MAX_QUERY_CHARS, TextPlaceIndex, log_safe
 from lavpr_ros.nodes.diagnostics import ERROR, OK, WARN, Diagnostics, LatencyMeter, RateMeter
-from lavpr_ros.nodes.params import Param, declare
+from lavpr_ros.nodes.params import LATCHED, Param, declare, parse_providers
 from lavpr_ros.nodes.runner import run_node
 
 PARAMS = [
@@ -69,10 +68,6 @@ PARAMS = [
 
 MODES = ("text", "cross_modal", "fusion", "image")
 
-LATCHED = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
-
 
 class TextNavNode(Node):
     def __init__(self) -> None:
@@ -85,11 +80,11 @@ class TextNavNode(Node):
         self.index: TextPlaceIndex | None = None
         self.model_error = ""
         if self.mode == "text":
-            providers = [s.strip() for s in str(self.p["providers"]).split(",") if s.strip()]
+            providers = parse_providers(self.p["providers"])
             try:
                 if not self.p["text_model"]:
                     raise ValueError("the text_model parameter is empty")
-                self.encoder = TextEncoder(self.p["text_model"], providers=providers or None)
+                self.encoder = TextEncoder(self.p["text_model"], providers=providers)
                 self.index = TextPlaceIndex(self.encoder)
             except (OSError, ValueError, RuntimeError) as exc:
                 # A graph without text commands still recognises places: run degraded, loudly.

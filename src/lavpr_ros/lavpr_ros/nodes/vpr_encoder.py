@@ -36,7 +36,7 @@ from lavpr_ros.nodes.diagnostics import (
     RateMeter,
     RecentWarning,
 )
-from lavpr_ros.nodes.params import RELIABLE_INPUT, Param, declare, sensor_qos
+from lavpr_ros.nodes.params import RELIABLE_INPUT, Param, declare, parse_providers, sensor_qos
 from lavpr_ros.nodes.runner import run_node
 
 PARAMS = [
@@ -92,7 +92,7 @@ class VprEncoderNode(Node):
         spec = str(self.p["encoder"])
         if not spec.startswith("patchnorm"):
             if self.p["providers"]:
-                kwargs["providers"] = [s.strip() for s in self.p["providers"].split(",") if s]
+                kwargs["providers"] = parse_providers(self.p["providers"])
             if self.p["trt_cache_dir"]:
                 kwargs["trt_cache_dir"] = self.p["trt_cache_dir"]
         self.encoder = create_encoder(spec, **kwargs)
