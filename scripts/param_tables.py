@@ -1,7 +1,6 @@
 """Print the README's parameter tables from the nodes' declared parameters (keeps README true)."""
 
-from lavpr_ros.nodes import geo_localizer, place_map, text_nav, vpr_encoder
-from lavpr_ros.tools import sequence_player
+from lavpr_ros.nodes import geo_localizer, place_map, sequence_player, text_nav, vpr_encoder
 
 TABLES = {
     "vpr_encoder": vpr_encoder.PARAMS,

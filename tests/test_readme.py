@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lavpr_ros.nodes import geo_localizer, place_map, text_nav, vpr_encoder
-from lavpr_ros.tools import sequence_player
+from lavpr_ros.nodes import geo_localizer, place_map, sequence_player, text_nav, vpr_encoder
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()

@@ -1,6 +1,6 @@
 """``lavpr bag replay``: play a bag into the real node graph over DDS, record and score its outputs.
 
-The graph is started with ``lavpr launch`` (as tools/online_run.running_graph does; skip with
+The graph is started with ``lavpr launch`` (as graph/online_run.running_graph does; skip with
 ``--no-launch``) on a derived parameter file: vpr_encoder subscribes to the bag's image kind
 (raw or compressed), place_map takes the bag's pose kind (odom / pose / none), and when replaying
 faster than real time vpr_encoder keeps every frame (``max_frame_age_s: 0``, its age check runs on
@@ -251,8 +251,8 @@ def replay_bag(
 
     from lavpr_ros.core.metrics import latency_percentiles
     from lavpr_ros.graph.description import default_config_file
+    from lavpr_ros.graph.online_run import derived_config, env_for_run, running_graph
     from lavpr_ros.graph.processes import ProcessGroup
-    from lavpr_ros.tools.online_run import derived_config, env_for_run, running_graph
 
     if rate_factor <= 0:
         raise ValueError("--rate-factor must be > 0")

@@ -71,7 +71,7 @@ def _from_images(args: argparse.Namespace) -> int:
             "count": count,
             "rate_hz": args.rate,
             "spacing_m": args.spacing if aligned else None,
-            "poses": "simulated route (tools/sequences.route_pose)"
+            "poses": "simulated route (core/sequences.route_pose)"
             if aligned
             else (str(args.poses) if args.poses else None),
         },

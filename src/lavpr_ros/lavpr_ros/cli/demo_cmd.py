@@ -35,7 +35,7 @@ def _ensure_bag(args: argparse.Namespace, console: Any) -> Path:
             "count": args.count,
             "rate_hz": 1.0,
             "spacing_m": args.spacing,
-            "poses": "simulated route (tools/sequences.route_pose)",
+            "poses": "simulated route (core/sequences.route_pose)",
         },
     )
     return bag
