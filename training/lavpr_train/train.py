@@ -297,7 +297,7 @@ class Trainer:
         metrics = {}
         for vs in self.val_sets:
             r = data.recall_at_k(
-                self.encode(vs.map_paths), self.encode(vs.query_paths), vs.positives
+                self.encode(vs.ref_paths), self.encode(vs.query_paths), vs.positives
             )
             for k, v in r.items():
                 metrics[f"{vs.name}_R@{k}"] = round(v, 4)
@@ -386,7 +386,7 @@ class Trainer:
             self._fill_cache(self.train_set.paths)
             if self.is_main:
                 for vs in self.val_sets:
-                    self._fill_cache(list(vs.map_paths) + list(vs.query_paths))
+                    self._fill_cache(list(vs.ref_paths) + list(vs.query_paths))
         total_steps = None
         t_start = time.perf_counter()
         batch_log = _CsvLog(self.out / "batch_log.csv") if self.is_main else None

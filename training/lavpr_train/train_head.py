@@ -85,7 +85,7 @@ def feature_cache(
     feats = {
         "summer": encode(summer),
         "winter": encode(winter),
-        "corridor_map": encode(cor.map_paths),
+        "corridor_map": encode(cor.ref_paths),
         "corridor_query": encode(cor.query_paths),
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -72,7 +72,27 @@ def preprocess(images: Sequence[np.ndarray], manifest: ModelManifest) -> np.ndar
     """
     if manifest.input_size is None:
         raise ValueError(f"manifest of '{manifest.model_id}' has no input_size")
-    h, w = manifest.input_size
+    return preprocess_images(
+        images,
+        manifest.input_size,
+        manifest.mean,
+        manifest.std,
+        manifest.color_order,
+        manifest.input_layout,
+    )
+
+
+def preprocess_images(
+    images: Sequence[np.ndarray],
+    input_size: tuple[int, int],
+    mean: Sequence[float] = (0.485, 0.456, 0.406),
+    std: Sequence[float] = (0.229, 0.224, 0.225),
+    color_order: str = "RGB",
+    layout: str = "NCHW",
+) -> np.ndarray:
+    """The one preprocessing recipe (runtime and training export/training alike): RGB uint8 ->
+    Pillow bilinear resize to (h, w) -> colour order -> (x/255 - mean) / std -> layout."""
+    h, w = input_size
     batch = np.empty((len(images), h, w, 3), dtype=np.float32)
     for i, img in enumerate(images):
         arr = _check_image(img, i)
@@ -81,12 +101,12 @@ def preprocess(images: Sequence[np.ndarray], manifest: ModelManifest) -> np.ndar
                 Image.fromarray(arr).resize((w, h), resample=Image.Resampling.BILINEAR)
             )
         batch[i] = arr
-    if manifest.color_order == "BGR":
+    if color_order == "BGR":
         batch = batch[..., ::-1]
-    mean = np.asarray(manifest.mean, dtype=np.float32) * 255.0
-    scale = 1.0 / (np.asarray(manifest.std, dtype=np.float32) * 255.0)
-    batch = (batch - mean) * scale
-    if manifest.input_layout == "NCHW":
+    m = np.asarray(mean, dtype=np.float32) * 255.0
+    scale = 1.0 / (np.asarray(std, dtype=np.float32) * 255.0)
+    batch = (batch - m) * scale
+    if layout == "NCHW":
         batch = batch.transpose(0, 3, 1, 2)
     return np.ascontiguousarray(batch, dtype=np.float32)
 
