@@ -303,10 +303,8 @@ def _epipolar_rms(E, pq, pm, K) -> float:
 def _covariance(rms_px: float, K, inliers: int, t_norm: float, metric: bool) -> np.ndarray:
     f = float((K[0, 0] + K[1, 1]) / 2)
     sig_rot = max(math.radians(0.2), (max(rms_px, 0.3) / f) / math.sqrt(max(inliers, 1)))
-    if metric:
-        sig_t = (0.02 * t_norm + 0.02) / math.sqrt(max(inliers, 1) / 20.0)
-    else:
-        sig_t = 0.1  # per axis of the unit direction; the scale itself is unknown
+    # Monocular: 0.1 per axis of the unit direction (the scale itself is unknown).
+    sig_t = (0.02 * t_norm + 0.02) / math.sqrt(max(inliers, 1) / 20.0) if metric else 0.1
     return np.diag([sig_t**2] * 3 + [sig_rot**2] * 3)
 
 

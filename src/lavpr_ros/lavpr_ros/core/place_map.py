@@ -23,6 +23,8 @@ import faiss
 import numpy as np
 import yaml
 
+from .feature_store import FILE as FEATURES_FILE
+from .feature_store import FeatureStore, FeatureStoreError
 from .manifest import sha256_file
 from .poses import validate_pose
 
@@ -32,7 +34,7 @@ FILES = ("index.faiss", "places.sqlite", "descriptors.npy")
 MANIFEST = "manifest.yaml"
 # Every name a map directory (or a save's temp copy) may contain: a sibling folder holding
 # anything else is not recognisably this map's leftover and is never deleted.
-OWN_NAMES = frozenset((*FILES, MANIFEST, MANIFEST + ".part"))
+OWN_NAMES = frozenset((*FILES, FEATURES_FILE, MANIFEST, MANIFEST + ".part"))
 SAVING_SUFFIX = ".saving"  # sibling dir being written
 ASIDE_SUFFIX = ".old"  # previous map moved aside during the swap
 # IVF-PQ k-means wants ~39 points per centroid (faiss warns below that), and PQ's 256 codes too.
@@ -148,6 +150,9 @@ class PlaceMap:
         # (loop closures) applies within the current session only.
         self.session_id = 0
         self.session_start = 0
+        # Local features of keyframes for geometric verification (saved in the map directory;
+        # a map saved before features existed loads with an empty store).
+        self.features = FeatureStore()
         self._monotone = True  # stamps non-decreasing: stamp exclusion is an id prefix
         self.index = self._new_index()
 
@@ -500,8 +505,12 @@ class PlaceMap:
         faiss.write_index(self.index, str(tmp / "index.faiss"))
         np.save(tmp / "descriptors.npy", np.ascontiguousarray(self._desc[: self._n]))
         self._write_sqlite(tmp / "places.sqlite", meta)
+        names = list(FILES)
+        if len(self.features):
+            self.features.save(tmp / FEATURES_FILE)
+            names.append(FEATURES_FILE)
         meta["sha256"] = {}
-        for name in FILES:
+        for name in names:
             _fsync_file(tmp / name)
             meta["sha256"][name] = sha256_file(tmp / name)
         # The manifest goes last (renamed into place): its presence marks a complete directory.
@@ -589,6 +598,14 @@ class PlaceMap:
         m.created = float(meta.get("created", time.time()))
         if m.index_type == "ivfpq" and not index.is_trained:
             m._index_add(0)  # settings may allow training now
+        if FEATURES_FILE in sums:
+            f = src / FEATURES_FILE
+            if not f.is_file() or sha256_file(f) != sums[FEATURES_FILE]:
+                raise MapFormatError(f"map file {f} is missing or corrupt (sha256)")
+            try:
+                m.features = FeatureStore.load(f, count)
+            except FeatureStoreError as exc:
+                raise MapFormatError(str(exc)) from exc
         m.begin_session()  # what is added from now on is a new mapping session
         # Only a map that loaded completely may repair what an interrupted save left behind; a
         # read-only location is read as it is (load_notes says so).
