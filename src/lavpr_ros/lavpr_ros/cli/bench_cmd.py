@@ -41,7 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     core.add_argument("--quick", action="store_true", help="map sizes 1k and 10k only")
     core.add_argument(
-        "--sizes", type=str, default=None, help="comma-separated map sizes (default 1k,10k,100k,1M)"
+        "--sizes",
+        type=str,
+        default=None,
+        help="comma-separated map sizes [places]; k/M suffixes accepted (default 1k,10k,100k,1M)",
     )
     core.add_argument("--dim", type=int, default=512, help="descriptor dimension (default 512)")
     core.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -59,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="BLAS/faiss threads for timed queries and encoders (default 1: stable on a shared "
         "machine; 0 = all cores); index builds always use all cores",
     )
-    core.add_argument("--seed", type=int, default=0)
+    core.add_argument("--seed", type=int, default=0, help="random seed of the synthetic maps")
     core.set_defaults(func=run_core)
 
     ros = sub.add_parser(
@@ -76,7 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ros.add_argument("--rates", default="5,10,20,40,80", help="input rates to try [Hz]")
     ros.add_argument("--frames", type=int, default=60, help="frames per traverse (2 traverses)")
     ros.add_argument("--image-size", default="640x480", help="published image size WxH")
-    ros.add_argument("--json", type=Path, default=Path("results/bench-ros.json"))
+    ros.add_argument(
+        "--json", type=Path, default=Path("results/bench-ros.json"), help="results JSON"
+    )
     ros.set_defaults(func=run_ros)
 
 
@@ -653,13 +658,25 @@ def _print_maps(console: Console, search: list[dict], seq: list[dict], mem: list
     console.print(t)
 
 
+_SUFFIXES = {"k": 1_000, "m": 1_000_000}
+
+
+def parse_size(text: str) -> int:
+    """A map size: ``1000``, ``1e4``, ``10k`` or ``1M`` (the help's own notation)."""
+    t = text.strip().lower()
+    scale = _SUFFIXES.get(t[-1:], 1)
+    if scale != 1:
+        t = t[:-1]
+    return int(float(t) * scale)
+
+
 def _parse_sizes(args: argparse.Namespace) -> list[int]:
     if args.sizes:
         try:
-            sizes = [int(float(s)) for s in args.sizes.split(",") if s.strip()]
+            sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
         except ValueError:
             raise ValueError(
-                f"--sizes must be comma-separated integers, got {args.sizes!r}"
+                f"--sizes must be comma-separated sizes like 1000,10k,1M, got {args.sizes!r}"
             ) from None
         if not sizes or min(sizes) < 100:
             raise ValueError("--sizes needs map sizes of at least 100 places")

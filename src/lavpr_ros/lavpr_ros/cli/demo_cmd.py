@@ -106,7 +106,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="replay a real recorded sequence (a rosbag2 bag) through the node graph and score it",
         description=__doc__,
     )
-    p.add_argument("--dataset", choices=["nordland", "corridor"], default="nordland")
+    p.add_argument(
+        "--dataset", choices=["nordland", "corridor"], default="nordland", help="dataset replayed"
+    )
     p.add_argument("--start", type=int, default=1000, help="first frame of the segment")
     p.add_argument("--count", type=int, default=300, help="frames per traverse")
     p.add_argument("--spacing", type=float, default=2.0, help="route spacing of places [m]")
