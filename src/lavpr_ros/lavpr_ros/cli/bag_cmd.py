@@ -216,5 +216,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--settle", type=float, default=3.0, help="seconds without new output before stopping"
     )
     p.add_argument("--out", help="report folder (default results/bag-replay-<bagname>)")
+    p.add_argument(
+        "--prior-map",
+        help="saved map place_map starts from (multi-session): closures to its places are scored "
+        "by their saved poses (same frame as the bag's ground truth); no offline run",
+    )
     p.add_argument("--verbose", action="store_true", help="echo the nodes' output")
     p.set_defaults(func=_replay)
