@@ -46,3 +46,13 @@ def test_calibrate_refuses_a_bad_command_file(tmp_path, text_model, data_root) -
     bad.write_text("command,kind,places\nthe lockers,in_map,500-510\n")
     rc = main(["text", "calibrate", "--commands", str(bad), "--out", str(tmp_path)])
     assert rc == 2
+
+
+def test_calibrate_another_map_by_folders_without_held_out(tmp_path, text_model, data_root) -> None:
+    c = data_root / "corridor"
+    args = ["text", "calibrate", "--ref", str(c / "ref"), "--query", str(c / "query")]
+    args += ["--ground-truth", str(c / "ground_truth.json"), "--query-descriptions", ""]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "text_calibration.json").read_text())
+    assert "held_out" not in res["after"] and res["after"]["commands"]["n_in_map"] >= 30
+    assert main(["text", "calibrate", "--ref", str(c / "ref"), "--out", str(tmp_path)]) == 2

@@ -1,4 +1,5 @@
-"""``lavpr text calibrate``: text_nav's min_score / min_margin measured and chosen on Corridor."""
+"""``lavpr text calibrate``: text_nav's min_score / min_margin measured and chosen on a described
+map (Corridor by default)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from lavpr_ros.core.datasets import corridor
+    from lavpr_ros.core.datasets import corridor, load_image_pair_dataset
     from lavpr_ros.core.descriptions import descriptions_for, read_descriptions
     from lavpr_ros.core.text_calibration import (
         Command,
@@ -33,7 +34,12 @@ def _calibrate(args: argparse.Namespace) -> int:
     from lavpr_ros.core.text_goal import GoalPolicy, decide_goal
 
     console = Console()
-    ds = corridor()
+    if args.ref or args.query or args.ground_truth:
+        if not (args.ref and args.query and args.ground_truth):
+            raise ValueError("--ref, --query and --ground-truth go together (another map)")
+        ds = load_image_pair_dataset(args.ref, args.query, args.ground_truth)
+    else:
+        ds = corridor()
     ref_text = descriptions_for(ds.ref_paths, read_descriptions(args.descriptions))
     if not any(ref_text):
         raise ValueError(f"{args.descriptions}: no reference image of Corridor is described")
@@ -175,10 +181,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument(
         "--query-descriptions",
-        type=Path,
-        default=_ROOT / "evaluation" / "descriptions" / "corridor_query.csv",
+        default=str(_ROOT / "evaluation" / "descriptions" / "corridor_query.csv"),
         help="held-out in-map commands: the query images' descriptions, scored with the "
         "ground truth (not used to choose); '' to skip",
+    )
+    c.add_argument(
+        "--ref",
+        type=Path,
+        help="another map: its reference image folder (indices = sorted file order); "
+        "default Corridor's",
+    )
+    c.add_argument("--query", type=Path, help="another map: its query image folder")
+    c.add_argument(
+        "--ground-truth",
+        type=Path,
+        help="another map: JSON [{query, positives}] (defines which places are the same place)",
     )
     c.add_argument(
         "--text-model",
