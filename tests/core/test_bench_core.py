@@ -43,6 +43,9 @@ def test_sizes_parsing() -> None:
     with pytest.raises(ValueError, match="--sizes"):
         bench_core._parse_sizes(args)
     assert bench_core._parse_sizes(parser.parse_args(["bench", "core", "--quick"])) == [1000, 10000]
+    # The notation the help advertises is accepted.
+    args = parser.parse_args(["bench", "core", "--sizes", "1k,10K,2.5k,1M"])
+    assert bench_core._parse_sizes(args) == [1000, 10000, 2500, 1_000_000]
 
 
 def _positive(row: dict, keys: tuple[str, ...]) -> None:

@@ -263,7 +263,12 @@ class Trainer:
         self.model.backbone.eval()
         t0 = time.perf_counter()
         s = 0
-        for x in self._loader(todo, self.cfg.eval_batch):
+        batches = _progress(
+            self._loader(todo, self.cfg.eval_batch),
+            self.cfg.progress and self.is_main,
+            f"caching {len(todo)} feature maps",
+        )
+        for x in batches:
             with torch.autocast(self.device.type, torch.float16, enabled=self.amp):
                 f = self.model.backbone(x.to(self.device)).half()
             for j in range(len(f)):

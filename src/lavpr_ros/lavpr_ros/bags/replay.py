@@ -244,9 +244,15 @@ def replay_bag(
     progress: bool = True,
     log: Any = print,
     on_closure: Any = None,
+    prior_map: str | Path | None = None,
+    plots: bool = False,
 ) -> dict[str, Any]:
     """Replay ``bag`` into the graph and score it; ``on_closure(msg)`` sees each LoopClosure
-    as it is published."""
+    as it is published. ``prior_map``: a saved map place_map starts from (multi-session): a
+    closure to one of its places is scored by the pose saved with that place (same frame as the
+    bag's ground truth assumed); the offline run, which has no prior map, is skipped. ``plots``:
+    the PR curve, trajectory and match PNGs of ``bag eval`` for each run, in out_dir/online and
+    out_dir/offline."""
     from tqdm import tqdm
 
     from lavpr_ros.core.metrics import latency_percentiles
@@ -283,6 +289,19 @@ def replay_bag(
     }
     if rate_factor > 1.0:
         overrides["vpr_encoder"]["max_frame_age_s"] = 0.0
+    # The parameter file states the encoder that runs (the launch argument sets the same).
+    overrides["vpr_encoder"]["encoder"] = encoder
+    prior = None
+    if prior_map:
+        from lavpr_ros.core.place_map import PlaceMap
+
+        prior = PlaceMap.load(prior_map)  # verified before anything starts
+        overrides["place_map"].update(
+            map_path=str(Path(prior_map).resolve()), load_on_start=True, save_on_shutdown=False
+        )
+        if offline:
+            log("prior map given: no offline run (the offline pipeline starts from no map)")
+            offline = False
     params = derived_config(
         config_file or default_config_file(), overrides, out_dir / "params.yaml"
     )
@@ -373,9 +392,11 @@ def replay_bag(
         ps, pl, _, _, buffer = load_poses(src, pose)
         gt = build_ground_truth(bag, pose, ps, pl, gt_file, gt_radius, tol)
         kf = keyframe_stamps(src, img.topic, config, buffer, tol, pose_type is not None)
+    if prior is not None and gt is not None:
+        gt = with_places(gt, prior)
     positives = positives_per_keyframe(kf, gt, config) if gt else None
     sequences = config.sequence_length > 1
-    online, _ = score_decisions(decisions, gt, positives, sequences, with_candidates=False)
+    online, curve = score_decisions(decisions, gt, positives, sequences, with_candidates=False)
     if not with_rejected:  # a graph without publish_candidates: accepted closures only
         online["auc_pr"] = None
         online["pr_note"] = "online: accepted closures only; compare auc_pr_accepted_only"
@@ -397,11 +418,62 @@ def replay_bag(
         result_bag=str(result_bag),
         damaged=[damage.__dict__] if damage else [],
     )
+    if prior is not None:
+        old = _place_stamps(prior)
+        online.update(
+            prior_map=str(prior_map),
+            prior_map_places=len(prior),
+            closures_to_prior_map=sum(
+                1 for d in decisions if d.accepted and d.match_stamp_ns in old
+            ),
+        )
+    encoder_ran = enc_diag.get("model_id") or enc_diag.get("encoder") or encoder
+    online["encoder"] = encoder_ran
     report: dict[str, Any] = {"bag": str(bag), "params": str(params), "online": online}
     if off is not None:
         report["offline"] = off.metrics
         report["difference"] = {k: _diff(online.get(k), off.metrics.get(k)) for k in COMPARED}
+    if plots:
+        from .report import write_offline_report
+
+        on_res = OfflineResult(
+            online,
+            decisions,
+            curve,
+            kf,
+            gt,
+            img.topic,
+            img.msgtype,
+            src,
+            off.frame_stamps_ns if off is not None else list(kf),
+        )
+        outputs = write_offline_report(on_res, out_dir / "online", f"bag replay: {bag.name}")
+        if off is not None:
+            write_offline_report(off, out_dir / "offline", f"bag replay: {bag.name} (offline)")
+        report["outputs"] = {k: str(v) for k, v in outputs.items()}
     return report
+
+
+def _place_stamps(m: Any) -> set[int]:
+    return {round(float(t) * 1e9) for t in m.stamps}
+
+
+def with_places(gt: Any, m: Any) -> Any:
+    """The ground truth plus the positions saved with a prior map's places (at their stamps),
+    so closures to a previous session's places are scored by where those places were."""
+    import dataclasses
+
+    stamps, xyz = [], []
+    for p in m.places:
+        if p.pose is not None:
+            stamps.append(round(p.stamp * 1e9))
+            xyz.append(p.pose[:3])
+    if not stamps:
+        return gt
+    all_s = np.concatenate([gt.stamps, np.asarray(stamps, dtype=np.int64)])
+    all_x = np.concatenate([gt.xyz, np.asarray(xyz, dtype=np.float64)])
+    order = np.argsort(all_s, kind="stable")
+    return dataclasses.replace(gt, stamps=all_s[order], xyz=all_x[order])
 
 
 def _int(v: Any) -> int | None:
@@ -440,6 +512,8 @@ def replay_command(args: argparse.Namespace) -> int:
         offline=not args.no_offline,
         verbose=args.verbose,
         progress=not args.quiet,
+        prior_map=args.prior_map,
+        plots=True,
     )
     cols = {"online (DDS graph)": report["online"]}
     if "offline" in report:
@@ -456,4 +530,6 @@ def replay_command(args: argparse.Namespace) -> int:
         f"place_map keyframes {o['place_map_keyframes']}"
     )
     print(f"result bag: {o['result_bag']}; report: {out / 'metrics.json'} {out / 'report.md'}")
+    pngs = [p for p in report.get("outputs", {}).values() if p.endswith(".png")]
+    print("plots: " + "  ".join(pngs + [str(p) for p in sorted((out / "offline").glob("*.png"))]))
     return 0

@@ -540,13 +540,25 @@ def _print_maps(console: Console, search: list[dict], seq: list[dict], mem: list
     console.print(t)
 
 
+_SUFFIXES = {"k": 1_000, "m": 1_000_000}
+
+
+def parse_size(text: str) -> int:
+    """A map size: ``1000``, ``1e4``, ``10k`` or ``1M`` (the help's own notation)."""
+    t = text.strip().lower()
+    scale = _SUFFIXES.get(t[-1:], 1)
+    if scale != 1:
+        t = t[:-1]
+    return int(float(t) * scale)
+
+
 def _parse_sizes(args: argparse.Namespace) -> list[int]:
     if args.sizes:
         try:
-            sizes = [int(float(s)) for s in args.sizes.split(",") if s.strip()]
+            sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
         except ValueError:
             raise ValueError(
-                f"--sizes must be comma-separated integers, got {args.sizes!r}"
+                f"--sizes must be comma-separated sizes like 1000,10k,1M, got {args.sizes!r}"
             ) from None
         if not sizes or min(sizes) < 100:
             raise ValueError("--sizes needs map sizes of at least 100 places")

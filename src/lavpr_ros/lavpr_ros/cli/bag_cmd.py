@@ -183,12 +183,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spacing", type=float, default=2.0, help="route spacing of places [m]")
     p.add_argument("--gt-radius", type=float, default=0.0, help="radius [m] (0: 1.5 x spacing)")
     p.add_argument("--compressed", action="store_true", help="CompressedImage instead of Image")
-    p.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    p.add_argument(
+        "--storage", choices=["mcap", "sqlite3"], default="mcap", help="rosbag2 storage format"
+    )
     p.add_argument("--image-topic", help="default /camera/image_raw[/compressed]")
-    p.add_argument("--pose-topic", default="/odom")
+    p.add_argument("--pose-topic", default="/odom", help="odometry topic written")
     p.add_argument("--out", help="bag path (default results/bags/<name>_<start>_<n>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bag")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_from_images)
 
     p = bsub.add_parser(
@@ -214,5 +216,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--settle", type=float, default=3.0, help="seconds without new output before stopping"
     )
     p.add_argument("--out", help="report folder (default results/bag-replay-<bagname>)")
+    p.add_argument(
+        "--prior-map",
+        help="saved map place_map starts from (multi-session): closures to its places are scored "
+        "by their saved poses (same frame as the bag's ground truth); no offline run",
+    )
     p.add_argument("--verbose", action="store_true", help="echo the nodes' output")
     p.set_defaults(func=_replay)

@@ -19,7 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     core.add_argument("--quick", action="store_true", help="map sizes 1k and 10k only")
     core.add_argument(
-        "--sizes", type=str, default=None, help="comma-separated map sizes (default 1k,10k,100k,1M)"
+        "--sizes",
+        type=str,
+        default=None,
+        help="comma-separated map sizes [places]; k/M suffixes accepted (default 1k,10k,100k,1M)",
     )
     core.add_argument("--dim", type=int, default=512, help="descriptor dimension (default 512)")
     core.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -37,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="BLAS/faiss threads for timed queries and encoders (default 1: stable on a shared "
         "machine; 0 = all cores); index builds always use all cores",
     )
-    core.add_argument("--seed", type=int, default=0)
+    core.add_argument("--seed", type=int, default=0, help="random seed of the synthetic maps")
     core.set_defaults(func=run_core)
 
     ros = sub.add_parser(
@@ -54,7 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ros.add_argument("--rates", default="5,10,20,40,80", help="input rates to try [Hz]")
     ros.add_argument("--frames", type=int, default=60, help="frames per traverse (2 traverses)")
     ros.add_argument("--image-size", default="640x480", help="published image size WxH")
-    ros.add_argument("--json", type=Path, default=Path("results/bench-ros.json"))
+    ros.add_argument(
+        "--json", type=Path, default=Path("results/bench-ros.json"), help="results JSON"
+    )
     ros.set_defaults(func=run_ros)
 
 

@@ -47,6 +47,7 @@ def _demo(args: argparse.Namespace) -> int:
     from lavpr_ros.bags.evaluate import evaluate_bag
     from lavpr_ros.bags.replay import replay_bag
     from lavpr_ros.bags.report import markdown_table, print_table, write_json, write_offline_report
+    from lavpr_ros.core.loop_closure import query_label
 
     console = Console()
     out = Path(args.out)
@@ -58,7 +59,8 @@ def _demo(args: argparse.Namespace) -> int:
         dist = math.dist((q.x, q.y), (m.x, m.y))
         verdict = "[green]correct[/]" if dist <= radius else "[red]false[/]"
         console.print(
-            f"  loop closure {msg.query_id:5d} -> {msg.match_id:5d}  score {msg.score:.3f}  "
+            f"  loop closure {query_label(msg.query_id):>12s} -> place {msg.match_id:<5d} "
+            f"score {msg.score:.3f}  "
             f"conf {msg.confidence:.3f}  {verdict} ({dist:.1f} m)"
         )
 
@@ -104,7 +106,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="replay a real recorded sequence (a rosbag2 bag) through the node graph and score it",
         description=__doc__,
     )
-    p.add_argument("--dataset", choices=["nordland", "corridor"], default="nordland")
+    p.add_argument(
+        "--dataset", choices=["nordland", "corridor"], default="nordland", help="dataset replayed"
+    )
     p.add_argument("--start", type=int, default=1000, help="first frame of the segment")
     p.add_argument("--count", type=int, default=300, help="frames per traverse")
     p.add_argument("--spacing", type=float, default=2.0, help="route spacing of places [m]")

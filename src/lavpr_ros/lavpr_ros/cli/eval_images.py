@@ -381,7 +381,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--fusion-model", help="fusion model manifest (kind fusion)")
     p.add_argument("--cross-modal-model", help="cross-modal text model manifest")
     p.add_argument("--query-range", help="A:B: evaluate queries A..B-1 only (held-out split)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="images per encoder call [images]")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out", type=Path, help="output folder (default results/eval-<dataset>)")

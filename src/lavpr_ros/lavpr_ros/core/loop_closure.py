@@ -21,6 +21,13 @@ from .poses import validate_pose
 from .sequence import DEFAULT_VELOCITIES, SequenceMatcher, SequenceResult
 
 MODES = ("slam", "localisation")
+# LoopClosure.query_id (uint64) of a query that was not added as a place (localisation).
+NO_PLACE_ID = 2**64 - 1
+
+
+def query_label(query_id: int) -> str:
+    """How logs name a closure's query: 'place N', or 'localisation' without a place id."""
+    return "localisation" if int(query_id) == NO_PLACE_ID else f"place {int(query_id)}"
 
 
 def _check_stamp(stamp: float) -> float:

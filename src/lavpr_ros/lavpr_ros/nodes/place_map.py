@@ -31,7 +31,12 @@ from visualization_msgs.msg import MarkerArray
 
 from lavpr_ros.core.frame_pipeline import REJECTED, FramePipeline, FrameRecord, PipelineOptions
 from lavpr_ros.core.geo import scan_maps, select_map
-from lavpr_ros.core.loop_closure import LoopClosureConfig, LoopClosureDetector
+from lavpr_ros.core.loop_closure import (
+    NO_PLACE_ID,
+    LoopClosureConfig,
+    LoopClosureDetector,
+    query_label,
+)
 from lavpr_ros.core.place_map import PlaceMap
 from lavpr_ros.core.pose_buffer import PoseBuffer
 from lavpr_ros.core.retrieval import MODES as RETRIEVAL_MODES
@@ -52,7 +57,7 @@ from lavpr_ros.nodes.params import LATCHED, RELIABLE_INPUT, Param, declare, sens
 from lavpr_ros.nodes.runner import run_node
 
 LC_PREFIX = "loop_closure."
-NO_PLACE = 2**64 - 1  # LoopClosure.query_id when the query keyframe was not added (localisation)
+NO_PLACE = NO_PLACE_ID  # LoopClosure.query_id when the query keyframe was not added
 
 PARAMS = [
     Param(
@@ -499,7 +504,7 @@ class PlaceMapNode(Node):
             self.edges.append((out.query_id, out.match_id))
         self.counts["loop_closures"] += 1
         print(
-            f"[place_map] loop closure: place {out.query_id} -> {out.match_id} "
+            f"[place_map] loop closure: {query_label(out.query_id)} -> place {out.match_id} "
             f"score={out.score:.3f} seq={out.sequence_score:.3f} conf={out.confidence:.3f}",
             flush=True,
         )
