@@ -369,6 +369,7 @@ def offline_pipeline(
     pose is preloaded, and no clock check applies (stamps are the recording's)."""
     from lavpr_ros.core.frame_pipeline import FramePipeline, PipelineOptions
     from lavpr_ros.core.place_map import PlaceMap
+    from lavpr_ros.core.verification import verifier_from_params
 
     options = PipelineOptions(
         use_poses=use_poses,
@@ -379,7 +380,13 @@ def offline_pipeline(
         max_pose_lead_s=0.0,
         expected_model_id=model_id,
     )
-    return FramePipeline(config, options, place_map=PlaceMap(dim, model_id), poses=poses)
+    return FramePipeline(
+        config,
+        options,
+        place_map=PlaceMap(dim, model_id),
+        poses=poses,
+        verifier=verifier_from_params(pm_params),
+    )
 
 
 def evaluate_bag(
@@ -426,7 +433,14 @@ def evaluate_bag(
     decisions: list[Decision] = []
     kf_stamps: list[int] = []
     frame_stamps: list[int] = []
-    lat = {"decode": [], "encode": [], "detect": [], "total": []}
+    lat: dict[str, list[float]] = {
+        "decode": [],
+        "encode": [],
+        "detect": [],
+        "features": [],
+        "verification": [],
+        "total": [],
+    }
     counts = {"decode_errors": 0, "rejected": 0, "with_pose": 0, "without_pose": 0}
     total = src.topics[img_choice.topic].count
     raw_iter = ((t, raw) for _, _, t, raw in src.messages([img_choice.topic]))
@@ -445,7 +459,7 @@ def evaluate_bag(
         desc = enc.encode([img])[0]
         t2 = time.perf_counter()
         # The same pipeline as place_map; offline every pose is known, so nothing waits.
-        recs = pipe.push_descriptor(desc, stamp_ns / 1e9, enc.model_id, arrived=t2)
+        recs = pipe.push_descriptor(desc, stamp_ns / 1e9, enc.model_id, arrived=t2, image=img)
         recs += pipe.flush(t2, force=True)
         t3 = time.perf_counter()
         if not recs:
@@ -463,7 +477,10 @@ def evaluate_bag(
         frame_stamps.append(stamp_ns)
         lat["decode"].append((t1 - t0) * 1e3)
         lat["encode"].append((t2 - t1) * 1e3)
-        lat["detect"].append((t3 - t2) * 1e3)
+        lat["detect"].append(rec.detect_ms)
+        lat["features"].append(rec.features_ms)
+        if rec.verification is not None and rec.verification.result is not None:
+            lat["verification"].append(rec.verify_ms)
         lat["total"].append((t3 - t0) * 1e3)
         if res.is_keyframe and res.place_id is not None:
             kf_stamps.append(stamp_ns)

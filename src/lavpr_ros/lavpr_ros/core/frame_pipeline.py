@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -35,6 +35,7 @@ import numpy as np
 from .loop_closure import FrameResult, LoopClosureConfig, LoopClosureDetector
 from .place_map import PlaceMap
 from .pose_buffer import PoseBuffer
+from .verification import FAILED, CheckOutcome, KeyframeVerifier
 
 # Statuses of a FrameRecord.
 PROCESSED = "processed"  # went through the detector (keyframe or not)
@@ -62,6 +63,8 @@ class PipelineOptions:
     # Seconds without any pose after which "no odometry" is reported [s, wall time].
     no_pose_warn_s: float = 5.0
     max_pending: int = 200
+    # Recent camera (and depth) images kept for keyframe features, by stamp (verification).
+    image_cache: int = 60
 
     def __post_init__(self) -> None:
         for name in ("pose_tolerance_s", "pose_wait_s", "time_jump_reset_s", "no_pose_warn_s"):
@@ -89,6 +92,9 @@ class FrameRecord:
     detect_ms: float = 0.0
     notes: list[str] = field(default_factory=list)  # warnings raised while handling it
     payload: object = None  # the caller's object for this descriptor (e.g. the ROS message)
+    verification: CheckOutcome | None = None  # geometric check of an accepted candidate
+    features_ms: float = 0.0
+    verify_ms: float = 0.0
 
     @property
     def accepted_closure(self) -> bool:
@@ -116,8 +122,12 @@ class FramePipeline:
         map_factory: Callable[[int, str], PlaceMap] | None = None,
         poses: PoseBuffer | None = None,
         detector_kwargs: dict | None = None,
+        verifier: KeyframeVerifier | None = None,
     ) -> None:
         self.config = config
+        self.verifier = verifier
+        self.images: OrderedDict[int, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
+        self.depths: OrderedDict[int, np.ndarray] = OrderedDict()
         self.options = options or PipelineOptions()
         self.map_factory = map_factory or (lambda dim, model: PlaceMap(dim, model))
         self.poses = poses if poses is not None else PoseBuffer(max_age_s=60.0)
@@ -159,6 +169,33 @@ class FramePipeline:
         return self.options.expected_model_id or None
 
     # -- inputs --------------------------------------------------------------------------------
+    def push_image(self, stamp: float, image: np.ndarray) -> None:
+        """A camera image (RGB uint8) for keyframe features; only kept when verifying."""
+        if self.verifier is None:
+            return
+        self.images[_ns(stamp)] = (image, None)
+        while len(self.images) > self.options.image_cache:
+            self.images.popitem(last=False)
+
+    def push_depth(self, stamp: float, depth_m: np.ndarray) -> None:
+        """A depth image (float32 metres) aligned with the colour image of the same stamp."""
+        if self.verifier is None:
+            return
+        self.depths[_ns(stamp)] = depth_m
+        while len(self.depths) > self.options.image_cache:
+            self.depths.popitem(last=False)
+
+    def _take_image(self, stamp: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+        key = _ns(stamp)
+        entry = self.images.get(key)
+        image = entry[0] if entry is not None else None
+        depth = self.depths.get(key)
+        if depth is None and self.depths:  # nearest depth within 20 ms (separate drivers)
+            near = min(self.depths, key=lambda k: abs(k - key))
+            if abs(near - key) <= 20_000_000:
+                depth = self.depths[near]
+        return image, depth
+
     def push_pose(
         self, stamp: float, pose: np.ndarray, arrived: float, clock_now: float | None = None
     ) -> str | None:
@@ -197,8 +234,13 @@ class FramePipeline:
         arrived: float,
         clock_now: float | None = None,
         payload: object = None,
+        image: np.ndarray | None = None,
     ) -> list[FrameRecord]:
-        """Queue one descriptor and process what is ready; returns the records produced."""
+        """Queue one descriptor and process what is ready; returns the records produced.
+        ``image``: the frame it was computed from (offline callers; the node pushes images
+        separately with :meth:`push_image`)."""
+        if image is not None:
+            self.push_image(stamp, image)
         d = np.asarray(descriptor, dtype=np.float32).reshape(-1)
         why = _descriptor_problem(d, model_id)
         if why is None:
@@ -346,7 +388,30 @@ class FramePipeline:
             rec.status, rec.reason = REJECTED, f"descriptor rejected: {exc}"
             return rec
         rec.detect_ms = (time.perf_counter() - t0) * 1e3
+        if self.verifier is not None and rec.result.is_keyframe:
+            self._verify(rec)
         return rec
+
+    def _verify(self, rec: FrameRecord) -> None:
+        """Features of the new keyframe; the geometric check of an accepted candidate, which
+        turns it into a rejection (with the reason) when the geometry disagrees."""
+        assert self.verifier is not None and self.map is not None and rec.result is not None
+        res = rec.result
+        image, depth = self._take_image(rec.stamp)
+        t0 = time.perf_counter()
+        feats, why = self.verifier.on_keyframe(self.map, res.place_id, image, depth)
+        t1 = time.perf_counter()
+        rec.features_ms = (t1 - t0) * 1e3
+        if why and feats is not None:
+            rec.notes.append(why)
+        d = res.decision
+        if d is None or not d.accepted:
+            return
+        rec.verification = self.verifier.check(self.map, feats, why, int(d.match_id))
+        rec.verify_ms = (time.perf_counter() - t1) * 1e3
+        if rec.verification.status == FAILED:
+            d.accepted = False
+            d.reason = rec.verification.reason
 
     def _check_session_overlap(self, stamp: float, rec: FrameRecord) -> None:
         m = self.map
@@ -382,6 +447,10 @@ class FramePipeline:
     def reset_stream(self) -> None:
         """Forget queued descriptors and poses (a new map was installed by the user)."""
         self.pending.clear()
+
+
+def _ns(stamp: float) -> int:
+    return round(float(stamp) * 1e9)
 
 
 def _descriptor_problem(d: np.ndarray, model_id: str) -> str | None:
