@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "map_cmd",
     "geo_cmd",
     "degrade_cmd",
+    "posegraph_cmd",
 ]
 
 
