@@ -165,6 +165,9 @@ class PoseGraph:
         self.config = config or PoseGraphConfig()
         params = gtsam.ISAM2Params()
         params.setRelinearizeThreshold(self.config.relinearize_threshold)
+        # QR, not Cholesky: long odometry chains far from the origin make the normal equations
+        # ill-conditioned (IndeterminateLinearSystem after ~700 keyframes on a 2 km route).
+        params.setFactorization("QR")
         self.isam = gtsam.ISAM2(params)
         self.keys: list[int] = []  # caller keys in insertion order
         self.index: dict[int, int] = {}  # caller key -> variable index
@@ -173,7 +176,8 @@ class PoseGraph:
         self.odom: list[np.ndarray] = []  # odometry poses (7,) of the keyframes
         self.loops: list[LoopRecord] = []
         self.n_factors = 0
-        self.estimate = gtsam.Values()
+        self._estimate: gtsam.Values | None = gtsam.Values()
+        self._init_from: gtsam.Values | None = None  # initial values while loading
         self.optimise_ms: list[float] = []
         self._b = to_pose3(self.config.base_T_camera)
 
@@ -212,14 +216,19 @@ class PoseGraph:
         graph, init = gtsam.NonlinearFactorGraph(), gtsam.Values()
         p = to_pose3(pose)
         if i == 0:
-            noise = gtsam.noiseModel.Isotropic.Sigma(6, 1e-6)
+            # Anchor: tight, but not so tight that long chains become ill-conditioned.
+            noise = gtsam.noiseModel.Isotropic.Sigma(6, 1e-3)
             graph.add(gtsam.PriorFactorPose3(i, p, noise))
             init.insert(i, p)
         else:
             prev_odom = to_pose3(self.odom[-1])
             rel = prev_odom.between(p)
             graph.add(gtsam.BetweenFactorPose3(i - 1, i, rel, self._odom_noise(rel)))
-            prev_est = self.estimate.atPose3(i - 1)
+            prev_est = (
+                self._init_from.atPose3(i - 1)
+                if self._init_from is not None
+                else self.isam.calculateEstimatePose3(i - 1)
+            )
             init.insert(i, prev_est.compose(rel))
         self.keys.append(key)
         self.index[key] = i
@@ -347,11 +356,17 @@ class PoseGraph:
         self.isam.update(graph, init)
         for _ in range(iterations):
             self.isam.update()
-        self.estimate = self.isam.calculateEstimate()
+        self._estimate = None  # computed when asked for (a full estimate costs O(N))
         self.optimise_ms.append((time.perf_counter() - t0) * 1e3)
         self.n_factors += graph.size()
 
     # -- results -------------------------------------------------------------------------------
+    @property
+    def estimate(self) -> gtsam.Values:
+        if self._estimate is None:
+            self._estimate = self.isam.calculateEstimate()
+        return self._estimate
+
     def pose(self, key: int) -> np.ndarray:
         """Optimised pose (7,) of a keyframe in the map frame."""
         return from_pose3(self.estimate.atPose3(self.index[int(key)]))
@@ -365,7 +380,7 @@ class PoseGraph:
         if not self.keys:
             return np.array([0, 0, 0, 0, 0, 0, 1.0])
         i = len(self.keys) - 1
-        t = self.estimate.atPose3(i).compose(to_pose3(self.odom[i]).inverse())
+        t = self.isam.calculateEstimatePose3(i).compose(to_pose3(self.odom[i]).inverse())
         return from_pose3(t)
 
     def correct(self, odom_pose: Any) -> np.ndarray:
@@ -462,7 +477,7 @@ class PoseGraph:
         graph, init = gtsam.NonlinearFactorGraph(), gtsam.Values()
         li = 0
         for kf in doc["keyframes"]:
-            g.estimate = init  # _insert composes the initial guess from the previous estimate
+            g._init_from = init  # _insert composes the initial guess from the previous pose
             g._insert(int(kf["key"]), float(kf["stamp"]), validate_pose(kf["odom"]), kf["place_id"])
             pg, _ = g._pending
             graph.push_back(pg)
@@ -475,7 +490,7 @@ class PoseGraph:
         if li != len(loops):
             raise PoseGraphError(f"{path}: {len(loops) - li} loop closures refer to no keyframe")
         g._pending = (graph, init)
-        g.estimate = gtsam.Values()
+        g._init_from = None
         g.n_factors = 0
         g._update(iterations=g.config.loop_iterations if loops else 0)
         g.optimise_ms.clear()
