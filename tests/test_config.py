@@ -38,3 +38,10 @@ def test_yaml_loop_closure_section_builds_the_core_config() -> None:
         LoopClosureConfig, node_parameters(default_config_file(), "place_map"), "loop_closure."
     )
     assert cfg == LoopClosureConfig()  # the YAML states the core defaults
+
+
+def test_yaml_pose_graph_section_builds_the_core_config() -> None:
+    from lavpr_ros.bags.pose_graph_eval import pose_graph_config
+    from lavpr_ros.core.pose_graph import PoseGraphConfig
+
+    assert pose_graph_config() == PoseGraphConfig()  # the YAML states the core defaults

@@ -91,6 +91,15 @@ def evo_metrics(stamps_ns: list[int], est: np.ndarray, ref: np.ndarray) -> dict[
     }
 
 
+def pose_graph_config(config_file: str | Path | None = None) -> PoseGraphConfig:
+    """The pose_graph node's section of the parameter file (default config/lavpr.yaml)."""
+    from lavpr_ros.graph.config import dataclass_from_params, node_parameters
+    from lavpr_ros.graph.description import default_config_file
+
+    params = node_parameters(config_file or default_config_file(), "pose_graph")
+    return dataclass_from_params(PoseGraphConfig, params, "")
+
+
 def run_graph(
     kf_stamps: list[int],
     odom: np.ndarray,
@@ -129,7 +138,7 @@ def evaluate_pose_graph(
     from lavpr_ros.bags.evaluate import evaluate_bag, load_poses
 
     model = model or DriftModel()
-    config = config or PoseGraphConfig()
+    config = config or pose_graph_config(config_file)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     res = evaluate_bag(bag, config_file=config_file, progress=progress, log=lambda _m: None)
