@@ -176,3 +176,27 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text('{"format": "other"}')
     with pytest.raises(PoseGraphError, match="not a"):
         PoseGraph.load(tmp_path / "bad.json")
+
+
+def test_a_new_session_is_anchored_by_closures_to_the_loaded_graph(tmp_path: Path) -> None:
+    truth, odom = _square()
+    g = _close(_graph(odom[:66]))
+    g = PoseGraph.load(g.save(tmp_path / "g.json"))
+    g.start_session()
+    # Session 2 drives the first side again; its odometry restarts at (0, 0) but it truly
+    # starts at keyframe 5's place, and its stamps restart too.
+    offset = truth[5, :3]
+    for k in range(8):
+        p = np.array(_yaw_pose(float(k), 0.0, 0.0))
+        g.add_keyframe(1000 + k, float(k), p)
+        if k % 2 == 0:
+            g.add_loop(1000 + k, 5 + k)
+    assert g.session_starts == [0, 66]
+    est = np.array([g.pose(1000 + k) for k in range(8)])
+    want = offset + np.array([[k, 0, 0] for k in range(8)])
+    old = np.array([g.pose(5 + k) for k in range(8)])  # where the graph has those places
+    assert np.abs(est[:, :3] - old[:, :3]).max() < 1.0
+    assert np.linalg.norm(est[0, :3] - want[0]) < 1.5
+    h = PoseGraph.load(g.save(tmp_path / "g2.json"))
+    assert h.session_starts == [0, 66]
+    np.testing.assert_allclose(h.poses(), g.poses(), atol=1e-2)

@@ -43,6 +43,8 @@ LOOP_KINDS = ("metric", "direction", "same_place")
 KERNELS = ("cauchy", "huber", "dcs", "geman_mcclure", "none")
 # Optical frame (x right, y down, z forward) of a camera looking along base x (REP-103).
 OPTICAL_IN_BASE = (0.0, 0.0, 0.0, -0.5, 0.5, -0.5, 0.5)
+# Prior of the first keyframe of a later session (its odometry frame is unknown) [m, rad].
+SESSION_XYZ, SESSION_ROT = 100.0, 1.0
 
 
 class PoseGraphError(ValueError):
@@ -175,6 +177,8 @@ class PoseGraph:
         self.place_ids: list[int] = []  # -1 = unknown
         self.odom: list[np.ndarray] = []  # odometry poses (7,) of the keyframes
         self.loops: list[LoopRecord] = []
+        self.session_starts: list[int] = [0]  # first keyframe index of each session
+        self._new_session = False
         self.n_factors = 0
         self._estimate: gtsam.Values | None = gtsam.Values()
         self._init_from: gtsam.Values | None = None  # initial values while loading
@@ -184,6 +188,18 @@ class PoseGraph:
     # -- construction --------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.keys)
+
+    def start_session(self) -> None:
+        """The next keyframe starts a new odometry session (after loading a saved graph): no
+        odometry factor to the previous keyframe, a loose prior instead, and its stamps may
+        restart. Closures to earlier sessions' keyframes then place it in the map."""
+        if self.keys:
+            self._new_session = True
+
+    @property
+    def session_pending(self) -> bool:
+        """True until the first keyframe of a started session arrives."""
+        return self._new_session
 
     def has(self, key: int) -> bool:
         return int(key) in self.index
@@ -202,7 +218,7 @@ class PoseGraph:
             raise PoseGraphError(f"keyframe {key} has no pose")
         if not math.isfinite(stamp):
             raise PoseGraphError(f"keyframe {key}: stamp {stamp} is not finite")
-        if self.stamps and stamp <= self.stamps[-1]:
+        if self.stamps and not self._new_session and stamp <= self.stamps[-1]:
             raise PoseGraphError(
                 f"keyframe {key} at {stamp:.3f} s is not after the last keyframe "
                 f"({self.stamps[-1]:.3f} s): keyframes must arrive in time order"
@@ -220,6 +236,18 @@ class PoseGraph:
             noise = gtsam.noiseModel.Isotropic.Sigma(6, 1e-3)
             graph.add(gtsam.PriorFactorPose3(i, p, noise))
             init.insert(i, p)
+        elif self._new_session:
+            # A new session's odometry frame is unrelated to the graph's: a loose prior keeps
+            # the system determinate until closures to the loaded places anchor it.
+            noise = gtsam.noiseModel.Diagonal.Sigmas(
+                np.array(
+                    [SESSION_ROT, SESSION_ROT, SESSION_ROT, SESSION_XYZ, SESSION_XYZ, SESSION_XYZ]
+                )
+            )
+            graph.add(gtsam.PriorFactorPose3(i, p, noise))
+            init.insert(i, p)
+            self.session_starts.append(i)
+            self._new_session = False
         else:
             prev_odom = to_pose3(self.odom[-1])
             rel = prev_odom.between(p)
@@ -438,6 +466,7 @@ class PoseGraph:
                 )
             ],
             "loops": loops,
+            "session_starts": self.session_starts,
         }
 
     def save(self, path: str | Path) -> Path:
@@ -476,7 +505,9 @@ class PoseGraph:
         loops = [LoopRecord(**r) for r in doc["loops"]]
         graph, init = gtsam.NonlinearFactorGraph(), gtsam.Values()
         li = 0
+        starts = set(doc.get("session_starts", [0]))
         for kf in doc["keyframes"]:
+            g._new_session = len(g.keys) in starts and len(g.keys) > 0
             g._init_from = init  # _insert composes the initial guess from the previous pose
             g._insert(int(kf["key"]), float(kf["stamp"]), validate_pose(kf["odom"]), kf["place_id"])
             pg, _ = g._pending

@@ -150,6 +150,7 @@ class PoseGraphNode(Node):
             return PoseGraph(self.config)
         try:
             g = PoseGraph.load(path, self.config)
+            g.start_session()  # this run's odometry frame is not the saved one's
             self.get_logger().info(f"loaded pose graph {path}: {len(g)} keyframes")
             return g
         except (PoseGraphError, KeyError, TypeError, ValueError) as exc:
@@ -181,7 +182,8 @@ class PoseGraphNode(Node):
 
     def _on_keyframe_path(self, msg: PathMsg) -> None:
         added = False
-        last = self.graph.stamps[-1] if len(self.graph) else float("-inf")
+        pending = self.graph.session_pending or not len(self.graph)
+        last = float("-inf") if pending else self.graph.stamps[-1]
         for ps in msg.poses:
             sec = stamp_to_sec(ps.header.stamp)
             # Known keyframes (the path is re-published whole) and places older than the graph
