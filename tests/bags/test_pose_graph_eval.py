@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from lavpr_ros.bags.pose_graph_eval import DriftModel, drift
 from lavpr_ros.bags.writer import write_bag, write_sidecar
@@ -42,3 +43,21 @@ def test_posegraph_eval_corrects_the_drifted_demo_segment(
     assert r["graph_false_closures"]["loops_rejected"] >= 3
     for png in ("pose_graph_trajectories.png", "pose_graph_error.png"):
         assert (out / png).stat().st_size > 10_000
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_bag_replay_with_pose_graph_corrects_online(nordland_frames, tmp_path: Path) -> None:
+    """The drifted odometry through the real graph (vpr_encoder, place_map, pose_graph)."""
+    bag = tmp_path / "nordland"
+    write_bag(nordland_frames, bag)
+    write_sidecar(bag, nordland_frames, 3.0, {})
+    out = tmp_path / "replay"
+    args = ["bag", "replay", str(bag), "--rate-factor", "10", "--out", str(out), "--quiet"]
+    drift_args = ["--scale-error", "0.05", "--heading-rw", "0.01"]
+    assert lavpr([*args, "--no-offline", "--pose-graph", *drift_args]) == 0
+    pg = json.loads((out / "metrics.json").read_text())["pose_graph"]
+    assert pg["keyframes"] > 100, pg
+    assert pg["pose_graph"]["ate_rmse_m"] < 0.7 * pg["drifted"]["ate_rmse_m"], pg
+    assert (out / "pose_graph_online.json").is_file()
+    assert (out / "pose_graph_trajectories.png").stat().st_size > 10_000
