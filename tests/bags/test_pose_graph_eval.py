@@ -61,3 +61,12 @@ def test_bag_replay_with_pose_graph_corrects_online(nordland_frames, tmp_path: P
     assert pg["pose_graph"]["ate_rmse_m"] < 0.7 * pg["drifted"]["ate_rmse_m"], pg
     assert (out / "pose_graph_online.json").is_file()
     assert (out / "pose_graph_trajectories.png").stat().st_size > 10_000
+
+
+def test_posegraph_bench_prints_its_numbers(capsys) -> None:
+    assert lavpr(["posegraph", "bench", "--keyframes", "200", "--loop-every", "5"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["keyframes"] == 200 and out["loops"] == 20
+    assert (
+        0 < out["ms_per_keyframe_p50"] <= out["ms_per_keyframe_p95"] <= out["ms_per_keyframe_max"]
+    )
