@@ -41,6 +41,7 @@ setup(
             "place_map = lavpr_ros.nodes.place_map:main",
             "text_nav = lavpr_ros.nodes.text_nav:main",
             "geo_localizer = lavpr_ros.nodes.geo_localizer:main",
+            "pose_graph = lavpr_ros.nodes.pose_graph:main",
         ],
     },
 )

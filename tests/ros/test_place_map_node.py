@@ -116,3 +116,54 @@ def test_place_map_saves_on_shutdown_and_loads_at_start(procs, client, tmp_path)
     node2 = procs.start_python("place_map2", args)
     node2.wait_for_line("loaded map", timeout=60)
     client.wait_until(lambda: map_size() == 3, 10, "the loaded map in diagnostics")
+
+
+def test_place_map_takes_corrected_poses_from_the_pose_graph(procs, client) -> None:
+    from geometry_msgs.msg import PoseStamped
+    from nav_msgs.msg import Path as PathMsg
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    node = procs.start_python(
+        "place_map",
+        [
+            "-m",
+            "lavpr_ros.nodes.place_map",
+            "--ros-args",
+            "-p",
+            "pose_source:=none",
+            "-p",
+            "diagnostics_period_s:=0.3",
+            "-p",
+            "loop_closure.keyframe_max_interval_s:=0.5",
+        ],
+    )
+    node.wait_for_line("[place_map] ready", timeout=60)
+    diags = client.subscribe(DiagnosticArray, "/diagnostics")
+    pub = client.publisher(PlaceDescriptor, "vpr/descriptor")
+    latched = QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+    )
+    pub_path = client.publisher(PathMsg, "pose_graph/keyframe_path", latched)
+    client.wait_for_subscribers(pub)
+
+    def status() -> dict[str, str]:
+        for arr in reversed(list(diags)):
+            for st in arr.status:
+                if st.name.endswith("/place_map"):
+                    return {"message": st.message, **{kv.key: kv.value for kv in st.values}}
+        return {}
+
+    for i, stamp in enumerate((10.0, 11.0)):
+        pub.publish(_desc(stamp, seed=i + 1))
+    client.wait_until(lambda: status().get("map_size") == "2", 10, "two keyframes")
+    path = PathMsg()
+    path.header.frame_id = "map"
+    for stamp in (10, 11, 50):  # the place at 50 s does not exist: ignored
+        ps = PoseStamped()
+        ps.header.stamp.sec = stamp
+        ps.pose.position.x = float(stamp)
+        ps.pose.orientation.w = 1.0
+        path.poses.append(ps)
+    pub_path.publish(path)
+    client.wait_until(lambda: status().get("poses_corrected") == "2", 10, "corrected poses")
+    assert node.alive()

@@ -246,13 +246,16 @@ def replay_bag(
     on_closure: Any = None,
     prior_map: str | Path | None = None,
     plots: bool = False,
+    pose_graph: Any = None,
 ) -> dict[str, Any]:
     """Replay ``bag`` into the graph and score it; ``on_closure(msg)`` sees each LoopClosure
     as it is published. ``prior_map``: a saved map place_map starts from (multi-session): a
     closure to one of its places is scored by the pose saved with that place (same frame as the
     bag's ground truth assumed); the offline run, which has no prior map, is skipped. ``plots``:
     the PR curve, trajectory and match PNGs of ``bag eval`` for each run, in out_dir/online and
-    out_dir/offline."""
+    out_dir/offline. ``pose_graph`` (a bags.pose_graph_eval.DriftModel): the odometry is
+    replayed drifted, the pose_graph node runs too, and its optimised keyframe path is scored
+    against the bag's own poses (report["pose_graph"])."""
     from tqdm import tqdm
 
     from lavpr_ros.core.metrics import latency_percentiles
@@ -302,6 +305,13 @@ def replay_bag(
         if offline:
             log("prior map given: no offline run (the offline pipeline starts from no map)")
             offline = False
+    if pose_graph is not None:
+        if pose_type is None:
+            raise ValueError(f"{bag} has no odometry/pose topic: nothing for the pose graph")
+        overrides["pose_graph"] = {
+            "pose_source": overrides["place_map"]["pose_source"],
+            "reliable_input": True,
+        }
     params = derived_config(
         config_file or default_config_file(), overrides, out_dir / "params.yaml"
     )
@@ -329,6 +339,18 @@ def replay_bag(
     group = ProcessGroup(env=env, echo=verbose) if launch else None
     node = ReplayNode(img.msgtype, pose_type, clock, record_descriptors, on_closure)
     published = {"images": 0, "poses": 0}
+    drifted: dict[int, np.ndarray] = {}
+    graph_paths: list[Any] = []
+    if pose_graph is not None:
+        from .pose_graph_eval import drift, latched_qos
+
+        p_stamps, p_list, _, _, _ = load_poses(src, pose)
+        drifted = dict(zip(p_stamps, drift(np.array(p_list), pose_graph), strict=True))
+        from nav_msgs.msg import Path as PathMsg
+
+        node.node.create_subscription(
+            PathMsg, "pose_graph/keyframe_path", graph_paths.append, latched_qos()
+        )
     t_play = 0.0
     try:
         ctx = (
@@ -337,6 +359,7 @@ def replay_bag(
                 {
                     "image_model": encoder,
                     "start_text_nav": "false",
+                    "start_pose_graph": "true" if pose_graph is not None else "false",
                     "config_file": str(params),
                     "use_sim_time": "true" if clock else "false",
                 },
@@ -363,7 +386,9 @@ def replay_bag(
                     bar.update(1)
                 else:
                     assert node.pub_pose is not None
-                    node.pub_pose.publish(raw)
+                    node.pub_pose.publish(
+                        _drifted_pose(raw, pose_type, drifted) if drifted else raw
+                    )
                     published["poses"] += 1
             bar.close()
             t_play = time.monotonic() - t0_wall
@@ -430,6 +455,12 @@ def replay_bag(
     encoder_ran = enc_diag.get("model_id") or enc_diag.get("encoder") or encoder
     online["encoder"] = encoder_ran
     report: dict[str, Any] = {"bag": str(bag), "params": str(params), "online": online}
+    if pose_graph is not None:
+        from .pose_graph_eval import score_online_path
+
+        report["pose_graph"] = score_online_path(
+            graph_paths[-1] if graph_paths else None, src, pose, drifted, out_dir
+        )
     if off is not None:
         report["offline"] = off.metrics
         report["difference"] = {k: _diff(online.get(k), off.metrics.get(k)) for k in COMPARED}
@@ -476,6 +507,24 @@ def with_places(gt: Any, m: Any) -> Any:
     return dataclasses.replace(gt, stamps=all_s[order], xyz=all_x[order])
 
 
+def _drifted_pose(raw: bytes, pose_type: str, drifted: dict[int, np.ndarray]) -> Any:
+    """The bag's pose message with its pose replaced by the drifted one (same stamp)."""
+    from rclpy.serialization import deserialize_message
+
+    from lavpr_ros.nodes.convert import array_to_pose
+
+    msg = deserialize_message(bytes(raw), _msg_class(pose_type))
+    stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+    p = drifted.get(stamp)
+    if p is None:
+        return msg
+    if pose_type.endswith("Odometry"):
+        msg.pose.pose = array_to_pose(p)
+    else:
+        msg.pose = array_to_pose(p)
+    return msg
+
+
 def _int(v: Any) -> int | None:
     try:
         return int(float(v))
@@ -514,6 +563,7 @@ def replay_command(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         prior_map=args.prior_map,
         plots=True,
+        pose_graph=_drift_model(args),
     )
     cols = {"online (DDS graph)": report["online"]}
     if "offline" in report:
@@ -532,4 +582,21 @@ def replay_command(args: argparse.Namespace) -> int:
     print(f"result bag: {o['result_bag']}; report: {out / 'metrics.json'} {out / 'report.md'}")
     pngs = [p for p in report.get("outputs", {}).values() if p.endswith(".png")]
     print("plots: " + "  ".join(pngs + [str(p) for p in sorted((out / "offline").glob("*.png"))]))
+    pg = report.get("pose_graph")
+    if pg:
+        for name in ("drifted", "pose_graph"):
+            m = pg[name]
+            print(
+                f"pose graph online: {name:10s} ATE rmse {m['ate_rmse_m']:.2f} m median "
+                f"{m['ate_median_m']:.2f} m, RPE rmse {m['rpe_rmse_m']:.3f} m"
+            )
+        print(f"pose graph online: {pg['keyframes']} keyframes; plots in {out}")
     return 0
+
+
+def _drift_model(args: argparse.Namespace) -> Any:
+    if not getattr(args, "pose_graph", False):
+        return None
+    from .pose_graph_eval import DriftModel
+
+    return DriftModel(args.scale_error, args.heading_rw, args.seed)

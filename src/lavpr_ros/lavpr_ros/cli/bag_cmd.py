@@ -222,4 +222,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "by their saved poses (same frame as the bag's ground truth); no offline run",
     )
     p.add_argument("--verbose", action="store_true", help="echo the nodes' output")
+    p.add_argument(
+        "--pose-graph",
+        action="store_true",
+        help="replay the odometry drifted, run pose_graph, score its keyframes (ATE/RPE, evo)",
+    )
+    p.add_argument("--scale-error", type=float, default=0.03, help="odometry scale error")
+    p.add_argument(
+        "--heading-rw", type=float, default=0.003, help="heading random walk [rad/sqrt(m)]"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the drift")
     p.set_defaults(func=_replay)

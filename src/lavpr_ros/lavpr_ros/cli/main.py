@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "geo_cmd",
     "degrade_cmd",
     "text_cmd",
+    "posegraph_cmd",
 ]
 
 

@@ -341,6 +341,29 @@ class PlaceMap:
         self.session_start = self._n
         return self.session_id
 
+    def correct_poses(self, stamps: Any, poses: Any, tol_s: float = 1e-3) -> int:
+        """Replace the poses of the places whose stamps match (within ``tol_s``) by corrected
+        ones (pose graph output); returns how many places changed. Unmatched stamps are
+        ignored; a bad pose raises ValueError before anything changes."""
+        st = np.asarray(stamps, dtype=np.float64).reshape(-1)
+        new = [validate_pose(p) for p in poses]
+        if len(new) != len(st):
+            raise ValueError(f"{len(st)} stamps but {len(new)} poses")
+        if self._n == 0:
+            return 0
+        mine = self._stamps[: self._n]
+        order = np.argsort(mine, kind="stable")
+        pos = np.clip(np.searchsorted(mine[order], st), 1, max(1, self._n - 1))
+        changed = 0
+        for j, s in enumerate(st):
+            cands = [order[k] for k in {int(pos[j]) - 1, min(int(pos[j]), self._n - 1)}]
+            best = min(cands, key=lambda i: abs(mine[i] - s))
+            if abs(mine[best] - s) <= tol_s and new[j] is not None:
+                self._poses[best] = new[j]
+                self._has_pose[best] = True
+                changed += 1
+        return changed
+
     def set_description(self, place_id: int, text: str) -> None:
         """Attach free text (e.g. a language caption) to a place."""
         self._text[self._check_id(place_id)] = str(text)

@@ -60,6 +60,14 @@ NODES: tuple[NodeSpec, ...] = (
         default_start=False,
         arg_params={"geo_base_url": "base_url"},
     ),
+    NodeSpec(
+        name="pose_graph",
+        executable="pose_graph",
+        module="lavpr_ros.nodes.pose_graph",
+        start_arg="start_pose_graph",
+        default_start=False,
+        arg_params={"map_path": "map_path"},
+    ),
 )
 
 

@@ -297,6 +297,7 @@ class PlaceMapNode(Node):
         self.create_service(LoadMap, "load_map", self._srv_load, callback_group=g)
         self.create_service(AnnotatePlace, "annotate_place", self._srv_annotate, callback_group=g)
         self.create_service(QueryPlaces, "query_places", self._srv_query, callback_group=g)
+        self._subscribe_corrected_poses()
         self.geo_map = ""  # the map loaded for a geo estimate (then estimates are ignored)
         if self.p["maps_root"] and self.p["auto_select_map"]:
             self.create_subscription(
@@ -401,6 +402,33 @@ class PlaceMapNode(Node):
                 return
             self.map.save(path)
             print(f"[place_map] saved {len(self.map)} places to {path}", flush=True)
+
+    # -- pose graph write-back -----------------------------------------------------------------
+    def _subscribe_corrected_poses(self) -> None:
+        """pose_graph's optimised keyframes (latched Path, stamps = place stamps) replace the
+        places' poses, so text goals and markers use drift-corrected poses."""
+        from nav_msgs.msg import Path as PathMsg
+
+        self.create_subscription(
+            PathMsg,
+            "pose_graph/keyframe_path",
+            self._on_corrected_poses,
+            LATCHED,
+            callback_group=self.group,
+        )
+
+    def _on_corrected_poses(self, msg: Any) -> None:
+        if self.map is None:
+            return
+        try:
+            n = self.map.correct_poses(
+                [stamp_to_sec(p.header.stamp) for p in msg.poses],
+                [pose_to_array(p.pose) for p in msg.poses],
+            )
+        except ValueError as exc:
+            self._warn(f"corrected poses rejected: {exc}")
+            return
+        self.counts["poses_corrected"] = n
 
     # -- inputs --------------------------------------------------------------------------------
     def _clock_now(self) -> float:
