@@ -11,7 +11,7 @@ from lavpr_ros.nodes import geo_localizer, place_map, pose_graph, text_nav, vpr_
 
 DECLARED = {
     "vpr_encoder": vpr_encoder.PARAMS,
-    "place_map": place_map.PARAMS + place_map.loop_closure_params(),
+    "place_map": place_map.all_params(),
     "text_nav": text_nav.PARAMS,
     "geo_localizer": geo_localizer.PARAMS,
     "pose_graph": pose_graph.PARAMS + pose_graph.pose_graph_params(),

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lavpr_ros.nodes import geo_localizer, place_map, sequence_player, text_nav, vpr_encoder
+from lavpr_ros.nodes import (
+    geo_localizer,
+    place_map,
+    pose_graph,
+    sequence_player,
+    text_nav,
+    vpr_encoder,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -21,8 +28,8 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_every_parameter_is_in_the_readme() -> None:
     params = (
         vpr_encoder.PARAMS
-        + place_map.PARAMS
-        + place_map.loop_closure_params()
+        + place_map.all_params()
+        + pose_graph.PARAMS
         + text_nav.PARAMS
         + geo_localizer.PARAMS
         + sequence_player.PARAMS

@@ -166,3 +166,21 @@ def test_corridor_neighbours_verify_more_than_strangers(data_root) -> None:
         other.append(verify(q, f, vc, None).inliers)
     print("corridor inliers: neighbours", same, "strangers", other)
     assert np.median(same) > np.median(other)
+
+
+def test_matrix_to_quaternion_round_trip() -> None:
+    from lavpr_ros.core.geometry import matrix_to_quaternion
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        rvec = rng.normal(0, 1.5, 3)
+        R = cv2.Rodrigues(rvec)[0]
+        x, y, z, w = matrix_to_quaternion(R)
+        back = np.array(
+            [
+                [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+            ]
+        )
+        np.testing.assert_allclose(back, R, atol=1e-9)

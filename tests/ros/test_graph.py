@@ -36,7 +36,8 @@ def _config(tmp_path: Path) -> Path:
     return derived_config(
         default_config_file(),
         {
-            "vpr_encoder": {"max_frame_age_s": 0.0, "reliable_input": True},
+            # patchnorm: the offline twin below runs it too (mechanics, not the model).
+            "vpr_encoder": {"max_frame_age_s": 0.0, "reliable_input": True, "encoder": "patchnorm"},
             "place_map": {"reliable_input": True},
         },
         tmp_path / "p.yaml",

@@ -135,6 +135,8 @@ def test_place_map_takes_corrected_poses_from_the_pose_graph(procs, client) -> N
             "diagnostics_period_s:=0.3",
             "-p",
             "loop_closure.keyframe_max_interval_s:=0.5",
+            "-p",
+            "model_id:=m",
         ],
     )
     node.wait_for_line("[place_map] ready", timeout=60)

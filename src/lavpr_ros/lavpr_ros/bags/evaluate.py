@@ -68,6 +68,15 @@ def load_config(config_file: str | Path | None) -> tuple[Any, dict[str, Any], Pa
     return dataclass_from_params(LoopClosureConfig, params, "loop_closure."), params, path
 
 
+def config_encoder(config_file: str | Path | None) -> str:
+    """vpr_encoder's ``encoder`` in the parameter file: offline runs use what the robot runs."""
+    from lavpr_ros.graph.config import node_parameters
+    from lavpr_ros.graph.description import default_config_file
+
+    path = Path(config_file) if config_file else default_config_file()
+    return str(node_parameters(path, "vpr_encoder").get("encoder") or "patchnorm")
+
+
 # -- ground truth ------------------------------------------------------------------------------
 @dataclass
 class GroundTruth:
@@ -393,7 +402,7 @@ def evaluate_bag(
     bag: str | Path,
     image_topic: str | None = None,
     pose_topic: str | None = None,
-    encoder: str = "patchnorm",
+    encoder: str | None = None,
     config_file: str | Path | None = None,
     gt_radius: float | None = None,
     gt_file: str | Path | None = None,
@@ -426,7 +435,7 @@ def evaluate_bag(
     gt = build_ground_truth(bag, pose_choice, pose_stamps, pose_list, gt_file, gt_radius, tol)
     log(f"ground truth: {gt.source}, radius {gt.radius_m:g} m" if gt else "ground truth: none")
 
-    enc = create_encoder(encoder)
+    enc = create_encoder(encoder or config_encoder(config_file))
     pipe = offline_pipeline(config, pm_params, enc.dim, enc.model_id, buffer, use_poses)
     sequences = pipe.detector is not None and pipe.detector.matcher is not None
     stats = StampStats()

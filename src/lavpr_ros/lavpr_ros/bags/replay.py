@@ -230,7 +230,7 @@ def replay_bag(
     out_dir: str | Path,
     image_topic: str | None = None,
     pose_topic: str | None = None,
-    encoder: str = "patchnorm",
+    encoder: str | None = None,
     config_file: str | Path | None = None,
     rate_factor: float = 1.0,
     clock: bool = False,
@@ -258,7 +258,10 @@ def replay_bag(
     against the bag's own poses (report["pose_graph"])."""
     from tqdm import tqdm
 
+    from lavpr_ros.bags.evaluate import config_encoder
     from lavpr_ros.core.metrics import latency_percentiles
+
+    encoder = encoder or config_encoder(config_file)
     from lavpr_ros.graph.description import default_config_file
     from lavpr_ros.graph.online_run import derived_config, env_for_run, running_graph
     from lavpr_ros.graph.processes import ProcessGroup

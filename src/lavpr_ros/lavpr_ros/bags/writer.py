@@ -373,3 +373,19 @@ def write_sidecar(
     }
     path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     return path
+
+
+def default_gt_radius(dataset: str | None, spacing_m: float) -> float:
+    """The radius that reproduces a dataset's own ground truth on the simulated route: places
+    are ``spacing_m`` apart, so a tolerance of +-k frames is a radius of (k + 0.25) * spacing.
+    Corridor's ground_truth.json gives k (its positives are +-2 frames); other data +-1 frame
+    (Nordland's usual tolerance)."""
+    if dataset == "corridor":
+        import json
+
+        from lavpr_ros.core.data_location import dataset_dir
+
+        gt = json.loads((dataset_dir("corridor") / "ground_truth.json").read_text())
+        k = max(abs(j - int(row["query"])) for row in gt for j in row["positives"])
+        return (k + 0.25) * spacing_m
+    return 1.5 * spacing_m

@@ -15,6 +15,7 @@ from pathlib import Path
 def _from_images(args: argparse.Namespace) -> int:
     from lavpr_ros.bags.writer import (
         dataset_bag_frames,
+        default_gt_radius,
         folder_bag_frames,
         write_bag,
         write_sidecar,
@@ -47,7 +48,7 @@ def _from_images(args: argparse.Namespace) -> int:
         raise ValueError("give --dataset NAME or --images DIR (repeatable)")
     name = args.dataset or Path(args.images[0]).name
     out = Path(args.out or f"results/bags/{name}_{args.start}_{len(frames)}")
-    radius = args.gt_radius if args.gt_radius > 0 else 1.5 * args.spacing
+    radius = args.gt_radius if args.gt_radius > 0 else default_gt_radius(args.dataset, args.spacing)
     write_bag(
         frames,
         out,
@@ -130,7 +131,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("bag", help="rosbag2 directory, or a .mcap / .db3 file")
     p.add_argument("--image-topic", help="image topic (default: auto-detected)")
     p.add_argument("--pose-topic", help="Odometry/PoseStamped topic (default: auto-detected)")
-    p.add_argument("--encoder", default="patchnorm", help="image encoder spec (as vpr_encoder)")
+    p.add_argument(
+        "--encoder",
+        default=None,
+        help="image encoder spec (as vpr_encoder; default: vpr_encoder's encoder in the config)",
+    )
     p.add_argument("--config", help="parameter YAML (place_map section; default config/lavpr.yaml)")
     p.add_argument(
         "--gt-radius",
@@ -181,7 +186,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--start-stamp", type=float, default=1000.0, help="first stamp [s]")
     p.add_argument("--spacing", type=float, default=2.0, help="route spacing of places [m]")
-    p.add_argument("--gt-radius", type=float, default=0.0, help="radius [m] (0: 1.5 x spacing)")
+    p.add_argument(
+        "--gt-radius",
+        type=float,
+        default=0.0,
+        help="radius [m] within which a closure is correct (0: the dataset's own tolerance - "
+        "corridor: its ground_truth.json, +-2 frames; else 1.5 x spacing)",
+    )
     p.add_argument("--compressed", action="store_true", help="CompressedImage instead of Image")
     p.add_argument(
         "--storage", choices=["mcap", "sqlite3"], default="mcap", help="rosbag2 storage format"

@@ -58,12 +58,16 @@ def _demo(args: argparse.Namespace) -> int:
         q, m = msg.query_pose.position, msg.match_pose.position
         dist = math.dist((q.x, q.y), (m.x, m.y))
         verdict = "[green]correct[/]" if dist <= radius else "[red]false[/]"
+        check = f"verified {msg.inliers} inl." if msg.verified else "not verified"
         console.print(
             f"  loop closure {query_label(msg.query_id):>12s} -> place {msg.match_id:<5d} "
             f"score {msg.score:.3f}  "
-            f"conf {msg.confidence:.3f}  {verdict} ({dist:.1f} m)"
+            f"conf {msg.confidence:.3f}  {check}  {verdict} ({dist:.1f} m)"
         )
 
+    from lavpr_ros.bags.evaluate import config_encoder
+
+    args.encoder = args.encoder or config_encoder(None)  # the default config's encoder
     console.print(
         f"[bold]lavpr demo[/]: launching vpr_encoder + place_map (encoder {args.encoder}) and "
         f"replaying {bag.name} at x{args.rate_factor:g} ..."
@@ -119,7 +123,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=15.0,
         help="replay speed (the bag has 1 frame per second of recorded time)",
     )
-    p.add_argument("--encoder", default="patchnorm", help="image encoder spec")
+    p.add_argument(
+        "--encoder",
+        default=None,
+        help="image encoder spec (default: vpr_encoder's encoder in config/lavpr.yaml)",
+    )
     p.add_argument("--out", default="results/demo", help="report folder")
     p.add_argument("--verbose", action="store_true", help="echo the nodes' output")
     p.set_defaults(func=_demo)

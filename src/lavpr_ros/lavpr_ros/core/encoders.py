@@ -382,6 +382,7 @@ class TensorRTEncoder:
 
 SPEC_FORMS = (
     "'patchnorm' or 'patchnorm:WxH[:P]' (e.g. patchnorm:64x32:8)",
+    "'fuse:W1*SPEC1+W2*SPEC2' (weighted fusion, e.g. fuse:0.5*patchnorm+0.5*mobilenetv2-gem-imagenet)",
     "a model manifest .yaml, or a directory holding manifest.yaml (ONNX via onnxruntime)",
     "an .onnx file with manifest.yaml next to it",
     "a TensorRT .engine/.plan file with manifest.yaml next to it",
@@ -409,6 +410,10 @@ def _parse_patchnorm(spec: str) -> dict[str, int]:
 def create_encoder(spec: str, **kwargs: Any) -> Encoder:
     """Build an encoder from a short spec string (see ``SPEC_FORMS``); kwargs go to its class."""
     text = str(spec).strip()
+    if text.lower().startswith("fuse:"):
+        from .fused_encoder import FusedEncoder
+
+        return FusedEncoder(text, lambda part: create_encoder(part, **kwargs))
     if text.lower() == "patchnorm" or text.lower().startswith("patchnorm:"):
         from .patchnorm import PatchNormEncoder  # lazy: keeps this module import light
 

@@ -42,6 +42,8 @@ from lavpr_ros.core.pose_buffer import PoseBuffer
 from lavpr_ros.core.retrieval import MODES as RETRIEVAL_MODES
 from lavpr_ros.core.retrieval import PlaceRetriever
 from lavpr_ros.core.text_retrieval import TextPlaceIndex
+from lavpr_ros.core.verification import PARAMETERS as VERIFICATION_PARAMETERS
+from lavpr_ros.core.verification import VERIFIED, verifier_from_params
 from lavpr_ros.graph.config import dataclass_from_params
 from lavpr_ros.nodes.convert import array_to_pose, pose_to_array, sec_to_stamp, stamp_to_sec
 from lavpr_ros.nodes.diagnostics import (
@@ -57,6 +59,7 @@ from lavpr_ros.nodes.params import LATCHED, RELIABLE_INPUT, Param, declare, sens
 from lavpr_ros.nodes.runner import run_node
 
 LC_PREFIX = "loop_closure."
+VERIFICATION_PARAMS = [Param(k, d, help_) for k, (d, help_) in VERIFICATION_PARAMETERS.items()]
 NO_PLACE = NO_PLACE_ID  # LoopClosure.query_id when the query keyframe was not added
 
 PARAMS = [
@@ -222,10 +225,15 @@ def loop_closure_params() -> list[Param]:
     return out
 
 
+def all_params() -> list[Param]:
+    """Every parameter place_map declares (its own, loop_closure.*, verification.*, camera.*)."""
+    return PARAMS + loop_closure_params() + VERIFICATION_PARAMS
+
+
 class PlaceMapNode(Node):
     def __init__(self) -> None:
         super().__init__("place_map")
-        self.p = declare(self, PARAMS + loop_closure_params())
+        self.p = declare(self, all_params())
         self.config = dataclass_from_params(LoopClosureConfig, self.p, LC_PREFIX)
         self.group = MutuallyExclusiveCallbackGroup()
         self.pose_frame = ""
@@ -259,7 +267,9 @@ class PlaceMapNode(Node):
             map_factory=self._new_map,
             poses=PoseBuffer(max_age_s=60.0),
             detector_kwargs=self._sequence_kwargs(),
+            verifier=verifier_from_params(self.p),
         )
+        self._init_verification_inputs()
         self._maybe_load_on_start()
 
         g = self.group
@@ -494,14 +504,19 @@ class PlaceMapNode(Node):
             if d is None:
                 continue
             if d.accepted:
-                self._publish_loop_closure(rec.payload, d, latency_ms, rec.pose)
+                self._publish_loop_closure(rec.payload, d, latency_ms, rec.pose, rec.verification)
             if self.pub_candidates is not None:
                 self.pub_candidates.publish(
-                    self._loop_closure_msg(rec.payload, d, latency_ms, rec.pose)
+                    self._loop_closure_msg(rec.payload, d, latency_ms, rec.pose, rec.verification)
                 )
 
     def _loop_closure_msg(
-        self, msg: PlaceDescriptor, d: Any, latency_ms: float, pose: np.ndarray | None
+        self,
+        msg: PlaceDescriptor,
+        d: Any,
+        latency_ms: float,
+        pose: np.ndarray | None,
+        check: Any = None,
     ) -> LoopClosure:
         assert self.map is not None
         m = self.map.get(int(d.match_id))
@@ -521,21 +536,93 @@ class PlaceMapNode(Node):
         out.latency_ms = float(latency_ms)
         out.accepted = bool(d.accepted)
         out.reason = str(d.reason)
+        if check is not None:
+            fill_verification(out, check)
         return out
 
     def _publish_loop_closure(
-        self, msg: PlaceDescriptor, d: Any, latency_ms: float, pose: np.ndarray | None
+        self,
+        msg: PlaceDescriptor,
+        d: Any,
+        latency_ms: float,
+        pose: np.ndarray | None,
+        check: Any = None,
     ) -> None:
-        out = self._loop_closure_msg(msg, d, latency_ms, pose)
+        out = self._loop_closure_msg(msg, d, latency_ms, pose, check)
         self.pub_lc.publish(out)
         if out.query_id != NO_PLACE:
             self.edges.append((out.query_id, out.match_id))
         self.counts["loop_closures"] += 1
         print(
             f"[place_map] loop closure: {query_label(out.query_id)} -> place {out.match_id} "
-            f"score={out.score:.3f} seq={out.sequence_score:.3f} conf={out.confidence:.3f}",
+            f"score={out.score:.3f} seq={out.sequence_score:.3f} conf={out.confidence:.3f} "
+            + (f"verified ({out.inliers} inliers)" if out.verified else "not verified"),
             flush=True,
         )
+
+    # -- verification inputs: camera images, CameraInfo, depth ----------------------------------
+    def _init_verification_inputs(self) -> None:
+        """With verification on, keyframes need their images (features), the intrinsics
+        (essential matrix / PnP) and optionally an aligned depth image (metric scale)."""
+        assert self.pipeline is not None
+        if self.pipeline.verifier is None:
+            return
+        from sensor_msgs.msg import CameraInfo, Image
+
+        qos = sensor_qos(self.p["reliable_input"])
+        g = self.group
+        self.create_subscription(Image, "camera/image_raw", self._on_image, qos, callback_group=g)
+        self.create_subscription(
+            CameraInfo, "camera/camera_info", self._on_camera_info, qos, callback_group=g
+        )
+        self.create_subscription(
+            Image, "camera/depth/image_raw", self._on_depth, qos, callback_group=g
+        )
+
+    def _calibrated(self) -> bool:
+        v = self.pipeline.verifier if self.pipeline is not None else None
+        return v is not None and v.intrinsics is not None
+
+    def _on_image(self, msg: Any) -> None:
+        from lavpr_ros.core.images import ImageFormatError, image_from_raw
+
+        assert self.pipeline is not None
+        try:
+            rgb = image_from_raw(msg.data, msg.height, msg.width, msg.encoding, msg.step)
+        except ImageFormatError as exc:
+            self._warn(f"camera/image_raw (for verification): {exc}")
+            return
+        self.pipeline.push_image(stamp_to_sec(msg.header.stamp), rgb)
+
+    def _on_depth(self, msg: Any) -> None:
+        from lavpr_ros.core.local_features import FeatureError, depth_from_ros
+
+        assert self.pipeline is not None
+        try:
+            depth = depth_from_ros(msg.data, msg.height, msg.width, msg.encoding, msg.step)
+        except FeatureError as exc:
+            self._warn(f"camera/depth/image_raw refused: {exc}")
+            return
+        self.pipeline.push_depth(stamp_to_sec(msg.header.stamp), depth)
+
+    def _on_camera_info(self, msg: Any) -> None:
+        from lavpr_ros.core.geometry import CameraIntrinsics
+
+        assert self.pipeline is not None and self.pipeline.verifier is not None
+        v = self.pipeline.verifier
+        if float(self.p["camera.fx"]) > 0:
+            return  # intrinsics from parameters win
+        try:
+            cam = CameraIntrinsics.from_camera_info(list(msg.k), list(msg.d), msg.width, msg.height)
+        except ValueError as exc:
+            self._warn(f"camera/camera_info unusable ({exc}): verifying without intrinsics")
+            return
+        if v.intrinsics != cam:
+            v.intrinsics = cam
+            self.get_logger().info(
+                f"camera intrinsics from camera_info: fx={cam.fx:.1f} fy={cam.fy:.1f} "
+                f"cx={cam.cx:.1f} cy={cam.cy:.1f} ({cam.width}x{cam.height})"
+            )
 
     # -- services ------------------------------------------------------------------------------
     def _srv_save(self, req: SaveMap.Request, res: SaveMap.Response) -> SaveMap.Response:
@@ -742,6 +829,8 @@ class PlaceMapNode(Node):
             "latency_p50_ms": self.latency.percentile(50),
             "latency_p95_ms": self.latency.percentile(95),
             "pending": len(self.pipeline.pending),
+            **(self.pipeline.verifier.counts if self.pipeline.verifier is not None else {}),
+            "camera_calibrated": self._calibrated(),
             "map_model_id": self.pipeline.expected_model() or "",
             **self.counts,
             **self.pipeline.counts,
@@ -762,3 +851,24 @@ def main(args: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def fill_verification(out: LoopClosure, check: Any) -> None:
+    """LoopClosure's verification fields from a core.verification.CheckOutcome."""
+    from lavpr_ros.core.geometry import matrix_to_quaternion
+
+    r = check.result
+    out.verified = check.status == VERIFIED
+    out.inliers = int(r.inliers) if r is not None else 0
+    out.has_transform = bool(out.verified and r is not None and r.T_match_query is not None)
+    if out.has_transform:
+        T = r.T_match_query
+        t = out.transform.translation
+        t.x, t.y, t.z = (float(v) for v in T[:3, 3])
+        q = matrix_to_quaternion(T)  # x, y, z, w
+        rr = out.transform.rotation
+        rr.x, rr.y, rr.z, rr.w = (float(v) for v in q)
+        out.covariance = [float(v) for v in np.asarray(r.covariance, dtype=np.float64).ravel()]
+        out.metric_scale = bool(r.metric_scale)
+    if out.accepted and not out.verified:
+        out.reason = f"accepted by the sequence decision; {check.reason}"

@@ -39,12 +39,14 @@ from lavpr_ros.nodes.diagnostics import (
 from lavpr_ros.nodes.params import RELIABLE_INPUT, Param, declare, parse_providers, sensor_qos
 from lavpr_ros.nodes.runner import run_node
 
+DEFAULT_ENCODER = "fuse:0.3*patchnorm+0.7*mobilenetv2-gem-imagenet"
+
 PARAMS = [
     Param(
         "encoder",
-        "patchnorm",
-        "Image encoder: 'patchnorm[:WxH[:P]]', a model manifest "
-        "(.yaml or its directory), or a TensorRT .engine with its manifest",
+        DEFAULT_ENCODER,
+        "Image encoder: 'patchnorm[:WxH[:P]]', a model manifest (.yaml or its directory), a "
+        "TensorRT .engine with its manifest, or a weighted fusion 'fuse:W1*SPEC1+W2*SPEC2'",
     ),
     Param(
         "providers",
