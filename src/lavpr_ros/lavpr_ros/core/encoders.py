@@ -382,7 +382,7 @@ class TensorRTEncoder:
 
 SPEC_FORMS = (
     "'patchnorm' or 'patchnorm:WxH[:P]' (e.g. patchnorm:64x32:8)",
-    "'fuse:W1*SPEC1+W2*SPEC2' (weighted fusion, e.g. fuse:0.5*patchnorm+0.5*mobilenetv2-gem-imagenet)",
+    "'fuse:W1*SPEC1+W2*SPEC2' (weighted fusion of encoders, see core/fused_encoder.py)",
     "a model manifest .yaml, or a directory holding manifest.yaml (ONNX via onnxruntime)",
     "an .onnx file with manifest.yaml next to it",
     "a TensorRT .engine/.plan file with manifest.yaml next to it",
