@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lavpr_ros.cli import bench_cmd
+from lavpr_ros.bench import core as bench_cmd
 from lavpr_ros.cli.main import main
 
 
