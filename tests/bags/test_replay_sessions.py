@@ -13,7 +13,7 @@ import yaml
 from lavpr_ros.bags.writer import dataset_bag_frames, write_bag, write_sidecar
 from lavpr_ros.cli.main import main as lavpr
 from lavpr_ros.graph.description import default_config_file
-from lavpr_ros.tools.online_run import derived_config
+from lavpr_ros.graph.online_run import derived_config
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
