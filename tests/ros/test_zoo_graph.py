@@ -15,7 +15,7 @@ import yaml
 from lavpr_interfaces.srv import SaveMap
 
 from lavpr_ros.graph.description import default_config_file
-from lavpr_ros.tools.online_run import derived_config, play_and_wait, running_graph
+from lavpr_ros.graph.online_run import derived_config, play_and_wait, running_graph
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

@@ -544,6 +544,7 @@ def evaluate_bag(
         "decisions": len(decisions),
         **scores,
         "latency_ms": {k: latency_percentiles(v) for k, v in lat.items()},
+        "verification": dict(pipe.verifier.counts) if pipe.verifier is not None else "off",
         "damaged": [d.__dict__ for d in damages],
         "recovered_by_streaming": src.recovered,
         "wall_s": time.perf_counter() - t_start,
