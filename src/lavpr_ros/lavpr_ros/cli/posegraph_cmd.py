@@ -45,11 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument(
         "--heading-rw", type=float, default=0.003, help="heading random walk [rad/sqrt(m)]"
     )
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=int, default=0, help="seed of the drift model's random walk")
     e.add_argument("--false-closures", type=int, default=10, help="injected false closures")
     e.add_argument("--config", help="parameter YAML (default config/lavpr.yaml)")
     e.set_defaults(func=_eval)
     b = s.add_parser("bench", help="optimisation time per keyframe")
-    b.add_argument("--keyframes", type=int, default=2000)
-    b.add_argument("--loop-every", type=int, default=10)
+    b.add_argument("--keyframes", type=int, default=2000, help="keyframes of the synthetic route")
+    b.add_argument(
+        "--loop-every", type=int, default=10, help="a loop closure every this many keyframes"
+    )
     b.set_defaults(func=_bench)

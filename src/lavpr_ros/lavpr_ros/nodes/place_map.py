@@ -123,9 +123,9 @@ PARAMS = [
     ),
     Param(
         "max_pose_lead_s",
-        60.0,
+        0.0,
         "Poses stamped later than the newest descriptor by more than this are refused [s]; "
-        "<= 0 disables the check",
+        "<= 0 (default) disables the check: in fast replays odometry runs ahead of a slow encoder",
     ),
     Param(
         "no_pose_warn_s",
@@ -845,14 +845,6 @@ def _has_recoverable(path: Path) -> bool:
     return any(path.parent.glob(path.name + ".*")) if path.parent.is_dir() else False
 
 
-def main(args: list[str] | None = None) -> None:
-    run_node(PlaceMapNode, args)
-
-
-if __name__ == "__main__":
-    main()
-
-
 def fill_verification(out: LoopClosure, check: Any) -> None:
     """LoopClosure's verification fields from a core.verification.CheckOutcome."""
     from lavpr_ros.core.geometry import matrix_to_quaternion
@@ -872,3 +864,11 @@ def fill_verification(out: LoopClosure, check: Any) -> None:
         out.metric_scale = bool(r.metric_scale)
     if out.accepted and not out.verified:
         out.reason = f"accepted by the sequence decision; {check.reason}"
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(PlaceMapNode, args)
+
+
+if __name__ == "__main__":
+    main()
