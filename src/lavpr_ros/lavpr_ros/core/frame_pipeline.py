@@ -25,6 +25,7 @@ callers give a virtual clock, so the same stream gives the same decisions online
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -130,6 +131,7 @@ class FramePipeline:
         self.verifier = verifier
         self.images: OrderedDict[int, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
         self.depths: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._image_lock = threading.Lock()  # images may arrive on another executor thread
         self.options = options or PipelineOptions()
         self.map_factory = map_factory or (lambda dim, model: PlaceMap(dim, model))
         self.poses = poses if poses is not None else PoseBuffer(max_age_s=60.0)
@@ -175,20 +177,25 @@ class FramePipeline:
         """A camera image (RGB uint8) for keyframe features; only kept when verifying."""
         if self.verifier is None:
             return
-        self.images[_ns(stamp)] = (image, None)
-        while len(self.images) > self.options.image_cache:
-            self.images.popitem(last=False)
+        with self._image_lock:
+            self.images[_ns(stamp)] = (image, None)
+            while len(self.images) > self.options.image_cache:
+                self.images.popitem(last=False)
 
     def push_depth(self, stamp: float, depth_m: np.ndarray) -> None:
         """A depth image (float32 metres) aligned with the colour image of the same stamp."""
         if self.verifier is None:
             return
-        self.depths[_ns(stamp)] = depth_m
-        while len(self.depths) > self.options.image_cache:
-            self.depths.popitem(last=False)
+        with self._image_lock:
+            self.depths[_ns(stamp)] = depth_m
+            while len(self.depths) > self.options.image_cache:
+                self.depths.popitem(last=False)
 
     def _take_image(self, stamp: float) -> tuple[np.ndarray | None, np.ndarray | None]:
-        key = _ns(stamp)
+        with self._image_lock:
+            return self._find_image(_ns(stamp))
+
+    def _find_image(self, key: int) -> tuple[np.ndarray | None, np.ndarray | None]:
         entry = self.images.get(key)
         image = entry[0] if entry is not None else None
         depth = self.depths.get(key)

@@ -570,7 +570,9 @@ class PlaceMapNode(Node):
         from sensor_msgs.msg import CameraInfo, Image
 
         qos = sensor_qos(self.p["reliable_input"])
-        g = self.group
+        # Their own group: decoding camera frames runs beside (not in the way of) descriptors and
+        # poses, which wait for nothing but the frame pipeline.
+        g = MutuallyExclusiveCallbackGroup()
         self.create_subscription(Image, "camera/image_raw", self._on_image, qos, callback_group=g)
         self.create_subscription(
             CameraInfo, "camera/camera_info", self._on_camera_info, qos, callback_group=g
