@@ -43,7 +43,10 @@ def test_second_session_is_scored_against_the_prior_map(data_root, tmp_path) -> 
     for run in ("online", "offline"):
         assert all((out1 / run / png).stat().st_size > 0 for png in PNGS), run
     params = yaml.safe_load((out1 / "params.yaml").read_text())
-    assert params["/**/vpr_encoder"]["ros__parameters"]["encoder"] == "patchnorm"
+    from lavpr_ros.bags.evaluate import config_encoder
+
+    ran = params["/**/vpr_encoder"]["ros__parameters"]["encoder"]
+    assert ran == config_encoder(None)  # the default config's encoder, stated in params.yaml
 
     out2 = tmp_path / "s2"
     bag2 = _bag(tmp_path, "winter", 5000.0)  # later stamps: a later session

@@ -103,7 +103,12 @@ class VprEncoderNode(Node):
         )
         self.max_batch = max(1, int(self.p["max_batch"]))
         self.max_pixels = int(self.p["max_image_pixels"])
-        self._pending: collections.deque[_Frame] = collections.deque(maxlen=self.max_batch)
+        # Live: only the newest max_batch frames wait. Lossless replays (reliable_input and
+        # max_frame_age_s <= 0: "keep every frame") queue them all; the encoder catches up.
+        lossless = bool(self.p["reliable_input"]) and float(self.p["max_frame_age_s"]) <= 0
+        self._pending: collections.deque[_Frame] = collections.deque(
+            maxlen=None if lossless else self.max_batch
+        )
         self._cv = threading.Condition()
         self._stop = False
         self.received = self.encoded = self.dropped = self.rejected = 0
@@ -185,7 +190,7 @@ class VprEncoderNode(Node):
 
     def _enqueue(self, frame: _Frame) -> None:
         with self._cv:
-            if len(self._pending) == self._pending.maxlen:
+            if self._pending.maxlen is not None and len(self._pending) == self._pending.maxlen:
                 self.dropped += 1  # the deque discards the oldest
             self._pending.append(frame)
             self._cv.notify()
@@ -195,8 +200,8 @@ class VprEncoderNode(Node):
         with self._cv:
             while not self._pending and not self._stop:
                 self._cv.wait(0.2)
-            frames = list(self._pending)
-            self._pending.clear()
+            n = min(len(self._pending), self.max_batch)
+            frames = [self._pending.popleft() for _ in range(n)]
         max_age = float(self.p["max_frame_age_s"])
         if frames and max_age > 0:
             newest = stamp_to_sec(frames[-1].header.stamp)
