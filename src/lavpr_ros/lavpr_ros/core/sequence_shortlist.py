@@ -1,0 +1,213 @@
+"""Sequence matching over shortlists: the SequenceMatcher's scores, computed only where they matter.
+
+The full matcher (core/sequence.py) normalises and scores one similarity column over *every*
+eligible place per frame: O(N) per frame, ~110 ms at 1M places. A trajectory can only score high
+where its frames' similarities are high, so this matcher scores only the trajectories ending
+near (a) the top-K places retrieved by the map's index for each of the last L frames, carried
+forward along each searched velocity, and (b) the previous best match. For those end places it
+recomputes the full matcher's normalised values exactly from the stored descriptors: map-side
+z-scores over the same ±``contrast_window`` neighbours (clipped at the same column ends), the
+same global-std floor (kept exactly from running first and second moments of the map's rows,
+so no pass over the map per frame), and the query-side z-score over the same frames.
+
+What can differ from the full matcher: the second-best score (and so the confidence) is the
+best *within the shortlist* outside the exclusion window; a higher-scoring sequence that no
+index candidate points at is not seen. With an approximate index, the candidates themselves can
+differ. Both effects are measured on Nordland/Corridor in docs/scale.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .descriptor_store import DescriptorStore
+from .sequence import SequenceMatcher, SequenceResult
+
+_EPS = 1e-12
+
+
+@dataclass
+class _Frame:
+    query: np.ndarray  # (dim,) float32, unit norm
+    n: int  # eligible places when the frame arrived (its column length)
+    std: float  # global std of its similarity column (for the std floor)
+    candidates: np.ndarray  # ids retrieved for it (int64)
+
+
+class ColumnMoments:
+    """Running sum and second-moment matrix of the map's first ``m`` rows, so the mean and std
+    of q's similarity to every place is q.s/m and q^T C q/m - mean^2 (O(dim^2), not O(N))."""
+
+    def __init__(self, dim: int) -> None:
+        self.m = 0
+        self.s = np.zeros(dim, dtype=np.float64)
+        self.c = np.zeros((dim, dim), dtype=np.float64)
+
+    def advance(self, store: DescriptorStore, n: int) -> None:
+        if n < self.m:  # eligibility shrank (non-monotone stamps): start over
+            self.__init__(len(self.s))  # type: ignore[misc]
+        for a in range(self.m, n, 16_384):
+            x = store.slice(a, min(n, a + 16_384)).astype(np.float64)
+            self.s += x.sum(axis=0)
+            self.c += x.T @ x
+        self.m = max(self.m, n)
+
+    def std(self, q: np.ndarray) -> float:
+        if self.m == 0:
+            return 0.0
+        q64 = q.astype(np.float64)
+        mean = float(q64 @ self.s) / self.m
+        return math.sqrt(max(float(q64 @ self.c @ q64) / self.m - mean * mean, 0.0))
+
+
+class ShortlistSequenceMatcher:
+    """Same parameters and results as :class:`SequenceMatcher`, fed with query descriptors.
+
+    ``radius``: end places scored either side of every carried-forward candidate (default
+    ``contrast_window``). ``result.scores`` is full length with ``-inf`` outside the shortlist.
+    """
+
+    def __init__(self, matcher: SequenceMatcher, store: DescriptorStore, radius: int | None = None):
+        self.p = matcher  # parameters (and offsets) only; its state is not used
+        self.store = store
+        self.radius = int(matcher.contrast_window if radius is None else radius)
+        self.moments = ColumnMoments(store.dim)
+        self.reset()
+
+    def reset(self) -> None:
+        keep = self.p.length + max(self.p.query_window, 1) - 1
+        self.frames: deque[_Frame] = deque(maxlen=keep)
+        self.prev_index: int | None = None
+        self.last_shortlist_size = 0
+
+    def record(self, query: np.ndarray, n: int, candidates: np.ndarray, std: float) -> None:
+        """Remember a frame matched elsewhere (by the full matcher) so a later switch is exact."""
+        self.frames.append(_Frame(query, int(n), float(std), np.asarray(candidates, np.int64)))
+
+    def update(self, query: np.ndarray, n: int, candidates: np.ndarray) -> SequenceResult | None:
+        """One frame: its unit descriptor, the eligible-place count and its retrieved ids."""
+        self.moments.advance(self.store, n)
+        self.record(query, n, candidates, self.moments.std(query))
+        used = min(len(self.frames), self.p.length)
+        if n == 0 or used < self.p.min_length:
+            return None
+        ends = self._ends(n, used)
+        self.last_shortlist_size = len(ends)
+        return self._score(ends, n, used)
+
+    # --------------------------------------------------------------- shortlist
+    def _ends(self, n: int, used: int) -> np.ndarray:
+        frames = list(self.frames)[::-1]  # frames[k]: k frames back
+        offs = np.unique(self.p._offsets[:, :used], axis=0)
+        starts = []
+        for k in range(used):
+            c = frames[k].candidates
+            if len(c):
+                starts.append((c[:, None] + np.unique(offs[:, k])[None, :]).ravel())
+        if self.prev_index is not None:
+            starts.append(np.array([self.prev_index, self.prev_index + 1]))
+        if not starts:
+            return np.zeros(0, dtype=np.int64)
+        centre = np.unique(np.concatenate(starts))
+        span = np.arange(-self.radius, self.radius + 1)
+        ends = np.unique((centre[:, None] + span[None, :]).ravel())
+        return ends[(ends >= 0) & (ends < n)]
+
+    # --------------------------------------------------------------- scoring
+    def _score(self, ends: np.ndarray, n: int, used: int) -> SequenceResult:
+        p = self.p
+        frames = list(self.frames)  # oldest first; the newest is frames[-1]
+        offs = p._offsets[:, :used]  # (V, used)
+        # Places each scored frame contributes from: j = end - offset.
+        need = np.unique((ends[None, None, :] - offs[:, :, None]).ravel())
+        need = need[need >= 0]
+        vals = self._normalised(frames, need, used)  # (used, len(need)); 0 where missing
+        best = np.full(len(ends), -np.inf)
+        best_v = np.zeros(len(ends), dtype=np.int64)
+        for vi in range(len(p.velocities)):
+            acc = np.zeros(len(ends))
+            for k in range(used):
+                j = ends - offs[vi, k]
+                ok = j >= 0
+                pos = np.searchsorted(need, j[ok])
+                acc[ok] += vals[used - 1 - k, pos]
+            better = acc > best
+            best = np.where(better, acc, best)
+            best_v[better] = vi
+        sc = best / used
+        i = int(np.argmax(sc))
+        index = int(ends[i])
+        outside = (ends < index - p.exclusion_window) | (ends > index + p.exclusion_window)
+        score = float(sc[i])
+        if outside.any():
+            second = float(sc[outside].max())
+            confidence = score - second
+        else:
+            second, confidence = -math.inf, 0.0
+        self.prev_index = index
+        full = np.full(n, -np.inf, dtype=np.float32)
+        full[ends] = sc
+        return SequenceResult(
+            index=index,
+            score=score,
+            second_score=second,
+            confidence=confidence,
+            velocity=p.velocities[int(best_v[i])],
+            length_used=used,
+            scores=full,
+        )
+
+    def _normalised(self, frames: list[_Frame], need: np.ndarray, used: int) -> np.ndarray:
+        """Normalised similarity of the last ``used`` frames to places ``need`` (sorted), as the
+        full matcher's columns hold them; 0 where the place was not eligible for that frame."""
+        p = self.p
+        r = p.contrast_window if p.contrast_normalise else 0
+        nmax = max(f.n for f in frames)
+        span = np.arange(-r, r + 1)
+        rows = np.unique((need[:, None] + span[None, :]).ravel())
+        rows = rows[(rows >= 0) & (rows < nmax)]
+        q = np.stack([f.query for f in frames])
+        sims = (q @ self.store.rows(rows).T).astype(np.float64)  # (G, len(rows))
+        g_count = len(frames)
+        z = np.zeros((g_count, len(need)))
+        valid = np.zeros((g_count, len(need)), dtype=bool)
+        pos_need = np.searchsorted(rows, need)
+        c1 = np.concatenate((np.zeros((g_count, 1)), np.cumsum(sims, axis=1)), axis=1)
+        c2 = np.concatenate((np.zeros((g_count, 1)), np.cumsum(sims * sims, axis=1)), axis=1)
+        for g, f in enumerate(frames):
+            ok = need < f.n
+            valid[g] = ok
+            if not p.contrast_normalise:
+                z[g, ok] = sims[g, pos_need[ok]]
+                continue
+            j = need[ok]
+            lo = np.maximum(j - r, 0)
+            hi = np.minimum(j + r + 1, f.n)
+            a = np.searchsorted(rows, lo)
+            b = a + (hi - lo)
+            cnt = hi - lo
+            mean = (c1[g, b] - c1[g, a]) / cnt
+            var = np.maximum((c2[g, b] - c2[g, a]) / cnt - mean * mean, 0.0)
+            floor = p.std_floor * f.std
+            z[g, ok] = (sims[g, pos_need[ok]] - mean) / np.sqrt(var + floor * floor + _EPS)
+        out = np.zeros((used, len(need)))
+        qwin = p.query_window if p.contrast_normalise else 0
+        for u in range(used):
+            g = g_count - used + u
+            if qwin <= 1:
+                out[u] = np.where(valid[g], z[g], 0.0)
+                continue
+            lo = max(0, g - qwin + 1)
+            w, wv = z[lo : g + 1], valid[lo : g + 1]
+            cnt = wv.sum(axis=0)
+            s1 = np.where(wv, w, 0.0).sum(axis=0)
+            s2 = np.where(wv, w * w, 0.0).sum(axis=0)
+            mean = s1 / np.maximum(cnt, 1)
+            var = np.maximum(s2 / np.maximum(cnt, 1) - mean * mean, 0.0)
+            qz = (z[g] - mean) / np.sqrt(var + p.std_floor**2 + _EPS)
+            out[u] = np.where(valid[g], np.where(cnt >= 2, qz, z[g]), 0.0)
+        return out
