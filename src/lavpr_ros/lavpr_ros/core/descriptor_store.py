@@ -21,6 +21,7 @@ STORAGE_DTYPES = {"float32": np.float32, "float16": np.float16}
 # Auto index choice: exact search is cheapest (and exact) for small maps; above this many places
 # IVF-PQ with exact re-scoring keeps per-frame search flat and the index small.
 AUTO_FLAT_BELOW = 50_000
+_RAM_BELOW_BYTES = 256 * 2**20  # smaller maps load into RAM as float32 (BLAS-speed scans)
 _CHUNK = 65_536  # rows converted to float32 per step in full scans (bounds temporary memory)
 
 
@@ -43,7 +44,7 @@ def choose_index(n: int, dim: int) -> dict[str, object]:
         "index_type": "ivfpq",
         "ivf_nlist": int(nlist),
         "pq_m": int(pq_m),
-        "ivf_nprobe": int(max(16, nlist // 32)),
+        "ivf_nprobe": int(max(32, nlist // 8)),
         "reason": f"{n} places >= {AUTO_FLAT_BELOW}: IVF-PQ, exact re-scoring of candidates",
     }
 
@@ -97,7 +98,7 @@ class DescriptorStore:
                      "shape": (n, self.dim)}
             )  # fmt: skip
             for a, b in _chunks(n):
-                fh.write(np.ascontiguousarray(self.slice(a, b, native=True)).tobytes())
+                fh.write(np.ascontiguousarray(self.slice(a, b), dtype=self.dtype).tobytes())
 
     @classmethod
     def load(cls, path: Path, count: int, dim: int, mmap: bool = True) -> DescriptorStore:
@@ -113,8 +114,8 @@ class DescriptorStore:
             if not np.isfinite(arr[a:b]).all():
                 raise ValueError("descriptors contain NaN/inf")
         store = cls(dim, storage)
-        if not mmap or (storage == "float32" and count * dim * 4 < 256 * 2**20):
-            arr = np.array(arr)  # small old-format maps: plain RAM, as before
+        if not mmap or count * dim * 4 < _RAM_BELOW_BYTES:
+            arr = np.array(arr, dtype=np.float32)  # small maps: float32 in RAM (fast BLAS scans)
         store._base = arr
         return store
 
@@ -149,7 +150,7 @@ class DescriptorStore:
     def dot(self, q: np.ndarray, stop: int | None = None) -> np.ndarray:
         """(stop,) inner products of rows ``0:stop`` with ``q`` (float32), chunked for float16."""
         stop = len(self) if stop is None else int(stop)
-        if self.dtype == np.float32 and not self.memory_mapped and stop <= len(self._base):
+        if self._base.dtype == np.float32 and not self.memory_mapped and stop <= len(self._base):
             return self._base[:stop] @ q
         out = np.empty(stop, dtype=np.float32)
         for a, b in _chunks(stop):
@@ -162,11 +163,11 @@ class DescriptorStore:
 
     def full(self) -> np.ndarray:
         """All rows as one array in the storage dtype (a view when nothing was appended)."""
-        if self._n_tail == 0:
+        if self._n_tail == 0 and self._base.dtype == self.dtype:
             return self._base
         if len(self._base) == 0:
             return self._tail[: self._n_tail]
-        return self.slice(0, len(self), native=True)
+        return np.concatenate((self._base.astype(self.dtype), self._tail[: self._n_tail]))
 
 
 def _chunks(n: int, size: int = _CHUNK):

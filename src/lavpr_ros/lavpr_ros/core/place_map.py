@@ -36,7 +36,9 @@ ASIDE_SUFFIX = ".old"  # previous map moved aside during the swap
 # IVF-PQ k-means wants ~39 points per centroid (faiss warns below that), and PQ's 256 codes too.
 _MIN_POINTS_PER_CENTROID = 39
 _PQ_CODES = 256
-_IVF_REFINE = 8  # IVF-PQ candidates per result, re-scored exactly with the float copy
+# IVF-PQ candidates per result, re-scored exactly with the stored rows: PQ ranks near-duplicate
+# real descriptors poorly (recall@5 0.72 with 8 at 100k MobileNet places, 0.94 with 32).
+_IVF_REFINE = 32
 
 
 class MapFormatError(ValueError):
@@ -174,6 +176,11 @@ class PlaceMap:
             start = 0
         for a in range(start, self._n, 65_536):  # float32 chunks of a float16/mmapped store
             self.index.add(self._store.slice(a, min(self._n, a + 65_536)))
+
+    def _index_reason(self) -> str:
+        if self.index_request == "auto" and self.index_type == "flat":
+            return str(choose_index(self._n, self.dim)["reason"])
+        return self.index_reason or f"index_type {self.index_request} requested"
 
     def _maybe_switch_index(self) -> None:
         """``auto``: replace the flat index by IVF-PQ sized for the map once it is large."""
@@ -415,7 +422,7 @@ class PlaceMap:
             "model_id": self.model_id,
             "dim": self.dim,
             "index_type": self.index_type,
-            "index_choice": {"requested": self.index_request, "reason": self.index_reason},
+            "index_choice": {"requested": self.index_request, "reason": self._index_reason()},
             "descriptor_storage": self._store.storage,
             "frame_id": self.frame_id,
             "count": self._n,
