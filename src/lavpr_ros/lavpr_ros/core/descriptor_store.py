@@ -137,6 +137,8 @@ class DescriptorStore:
         nb = len(self._base)
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         in_base = ids < nb
+        if in_base.all() and (len(ids) < 2 or bool((np.diff(ids) > 0).all())):
+            return np.asarray(self._base[ids], dtype=np.float32)  # sorted: one gather
         if in_base.any():
             sel = ids[in_base]
             order = np.argsort(sel, kind="stable")  # sorted reads are page-cache friendly

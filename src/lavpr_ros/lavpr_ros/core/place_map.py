@@ -386,8 +386,9 @@ class PlaceMap:
         # Exact numpy when the index is not usable yet or most of the map is excluded anyway.
         if not self._index_ready() or k + excluded > self._n // 2:
             return self._exact(q, k, cutoff, mask)
-        refine = _IVF_REFINE if self.index_type == "ivfpq" else 1
-        fetch = (k + excluded) * refine
+        # IVF-PQ: fetch extra candidates for the exact re-scoring (enough for the first 5 ranks).
+        refine = _IVF_REFINE * min(k, 5) if self.index_type == "ivfpq" else 0
+        fetch = k + excluded + refine
         while True:
             fetch = min(fetch, self._n)
             scores, ids = self._faiss_search(q, fetch)
@@ -396,7 +397,7 @@ class PlaceMap:
             if mask is not None:
                 keep &= mask[np.clip(ids, 0, self._n - 1)]
             scores, ids = scores[keep], ids[keep]
-            if len(ids) >= k * refine or exhausted:
+            if len(ids) >= k + refine or exhausted:
                 break
             fetch *= 2
         if len(ids) < k:  # the graph/IVF probes missed eligible places: stay correct

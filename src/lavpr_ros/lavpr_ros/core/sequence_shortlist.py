@@ -79,14 +79,15 @@ class ColumnMoments:
 class ShortlistSequenceMatcher:
     """Same parameters and results as :class:`SequenceMatcher`, fed with query descriptors.
 
-    ``radius``: end places scored either side of every carried-forward candidate (default
-    ``contrast_window``). ``result.scores`` is full length with ``-inf`` outside the shortlist.
+    ``radius``: end places scored either side of every candidate and carried-forward place.
+    ``result.scores`` is full length with ``-inf`` outside the shortlist.
     """
 
     def __init__(self, matcher: SequenceMatcher, store: DescriptorStore, radius: int | None = None):
         self.p = matcher  # parameters (and offsets) only; its state is not used
         self.store = store
-        self.radius = int(matcher.contrast_window if radius is None else radius)
+        self.radius = 2 if radius is None else int(radius)
+        self.carry = 10  # candidates of each earlier frame carried forward along the velocities
         self.peaks = 64  # best end places of a frame carried to the next as shortlist centres
         self.moments = ColumnMoments(store.dim)
         self.reset()
@@ -97,10 +98,33 @@ class ShortlistSequenceMatcher:
         self.prev_index: int | None = None
         self.prev_peaks = np.zeros(0, dtype=np.int64)
         self.last_shortlist_size = 0
+        # Rows scored last frame, their float32 descriptors and similarity to every kept frame:
+        # consecutive shortlists overlap, so a frame fetches and multiplies only the new rows.
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._rows = np.zeros((0, self.store.dim), dtype=np.float32)
+        self._sims = np.zeros((0, 0))
 
     def record(self, query: np.ndarray, n: int, candidates: np.ndarray, std: float) -> None:
         """Remember a frame matched elsewhere (by the full matcher) so a later switch is exact."""
+        dropped = len(self.frames) == self.frames.maxlen
         self.frames.append(_Frame(query, int(n), float(std), np.asarray(candidates, np.int64)))
+        col = (self._rows @ query).astype(np.float64)[:, None]
+        self._sims = np.concatenate((self._sims[:, 1:] if dropped else self._sims, col), axis=1)
+
+    def _cached_sims(self, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """(G, len(rows)) similarities of the kept frames' queries ``q`` to places ``rows``."""
+        missing = rows[~np.isin(rows, self._ids, assume_unique=True)]
+        if len(missing):
+            new_rows = self.store.rows(missing)
+            ids = np.concatenate((self._ids, missing))
+            order = np.argsort(ids, kind="stable")
+            self._ids = ids[order]
+            self._rows = np.concatenate((self._rows, new_rows))[order]
+            new_sims = (new_rows @ q.T).astype(np.float64)
+            self._sims = np.concatenate((self._sims, new_sims))[order]
+        keep = np.isin(self._ids, rows, assume_unique=True)  # evict what this frame did not use
+        self._ids, self._rows, self._sims = self._ids[keep], self._rows[keep], self._sims[keep]
+        return self._sims.T
 
     def update(self, query: np.ndarray, n: int, candidates: np.ndarray) -> SequenceResult | None:
         """One frame: its unit descriptor, the eligible-place count and its retrieved ids."""
@@ -117,15 +141,15 @@ class ShortlistSequenceMatcher:
     def _ends(self, n: int, used: int) -> np.ndarray:
         frames = list(self.frames)[::-1]  # frames[k]: k frames back
         offs = np.unique(self.p._offsets[:, :used], axis=0)
-        starts = []
-        for k in range(used):
-            c = frames[k].candidates
+        starts = [frames[0].candidates]
+        for k in range(1, used):
+            c = frames[k].candidates[: self.carry]
             if len(c):
                 starts.append((c[:, None] + np.unique(offs[:, k])[None, :]).ravel())
         if self.prev_index is not None:
-            starts.append(np.array([self.prev_index, self.prev_index + 1]))
+            starts.append(self.prev_index + np.arange(3))
         if len(self.prev_peaks):  # last frame's best-scoring ends (the runners-up live on)
-            starts.append(np.concatenate((self.prev_peaks, self.prev_peaks + 1)))
+            starts.append((self.prev_peaks[:, None] + np.arange(3)[None, :]).ravel())
         if not starts:
             return np.zeros(0, dtype=np.int64)
         centre = np.unique(np.concatenate(starts))
@@ -188,7 +212,7 @@ class ShortlistSequenceMatcher:
         rows = np.unique((need[:, None] + span[None, :]).ravel())
         rows = rows[(rows >= 0) & (rows < nmax)]
         q = np.stack([f.query for f in frames])
-        sims = (q @ self.store.rows(rows).T).astype(np.float64)  # (G, len(rows))
+        sims = self._cached_sims(rows, q)  # (G, len(rows))
         g_count = len(frames)
         z = np.zeros((g_count, len(need)))
         valid = np.zeros((g_count, len(need)), dtype=bool)
