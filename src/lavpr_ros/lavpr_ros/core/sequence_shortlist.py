@@ -86,7 +86,7 @@ class ShortlistSequenceMatcher:
     def __init__(self, matcher: SequenceMatcher, store: DescriptorStore, radius: int | None = None):
         self.p = matcher  # parameters (and offsets) only; its state is not used
         self.store = store
-        self.radius = 2 if radius is None else int(radius)
+        self.radius = int(matcher.contrast_window if radius is None else radius)
         self.carry = 10  # candidates of each earlier frame carried forward along the velocities
         self.peaks = 64  # best end places of a frame carried to the next as shortlist centres
         self.moments = ColumnMoments(store.dim)
