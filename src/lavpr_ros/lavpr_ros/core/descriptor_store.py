@@ -103,16 +103,28 @@ class DescriptorStore:
     @classmethod
     def load(cls, path: Path, count: int, dim: int, mmap: bool = True) -> DescriptorStore:
         """Open a saved ``.npy`` (float32 or float16); ValueError names what is wrong with it."""
-        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-        dtype = arr.dtype
-        storage = next((k for k, v in STORAGE_DTYPES.items() if np.dtype(v) == dtype), None)
-        if storage is None or arr.shape != (count, dim):
-            raise ValueError(
-                f"descriptors are {dtype}{arr.shape}, expected float32 or float16 ({count}, {dim})"
+        with open(path, "rb") as fh:
+            major, _ = np.lib.format.read_magic(fh)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if major == 1
+                else np.lib.format.read_array_header_2_0
             )
-        for a, b in _chunks(count):  # chunked: never a second full-size array in RAM
-            if not np.isfinite(arr[a:b]).all():
-                raise ValueError("descriptors contain NaN/inf")
+            shape, fortran, dtype = read_header(fh)
+            storage = next((k for k, v in STORAGE_DTYPES.items() if np.dtype(v) == dtype), None)
+            if storage is None or fortran or shape != (count, dim):
+                raise ValueError(
+                    f"descriptors are {dtype}{shape}, expected float32 or float16 ({count}, {dim})"
+                )
+            # NaN check with plain reads, chunk by chunk: touching a memory map would count the
+            # whole file in this process's resident memory.
+            for a, b in _chunks(count):
+                chunk = np.fromfile(fh, dtype=dtype, count=(b - a) * dim)
+                if len(chunk) != (b - a) * dim:
+                    raise ValueError(f"descriptors file is truncated at row {a}")
+                if not np.isfinite(chunk).all():
+                    raise ValueError("descriptors contain NaN/inf")
+        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
         store = cls(dim, storage)
         if not mmap or count * dim * 4 < _RAM_BELOW_BYTES:
             arr = np.array(arr, dtype=np.float32)  # small maps: float32 in RAM (fast BLAS scans)

@@ -37,8 +37,11 @@ ASIDE_SUFFIX = ".old"  # previous map moved aside during the swap
 _MIN_POINTS_PER_CENTROID = 39
 _PQ_CODES = 256
 # IVF-PQ candidates per result, re-scored exactly with the stored rows: PQ ranks near-duplicate
-# real descriptors poorly (recall@5 0.72 with 8 at 100k MobileNet places, 0.94 with 32).
+# real descriptors poorly (MobileNet, 1280-d, recall@5 vs exact: 100k places 0.72 with 8, 0.95
+# with 32; 1M places 0.79 with 32, 0.91 with 128, 0.96 with 256), so the depth grows with the map.
 _IVF_REFINE = 32
+_IVF_REFINE_LARGE = 256
+_IVF_LARGE = 300_000
 
 
 class MapFormatError(ValueError):
@@ -387,7 +390,8 @@ class PlaceMap:
         if not self._index_ready() or k + excluded > self._n // 2:
             return self._exact(q, k, cutoff, mask)
         # IVF-PQ: fetch extra candidates for the exact re-scoring (enough for the first 5 ranks).
-        refine = _IVF_REFINE * min(k, 5) if self.index_type == "ivfpq" else 0
+        depth = _IVF_REFINE_LARGE if self._n >= _IVF_LARGE else _IVF_REFINE
+        refine = depth * min(k, 5) if self.index_type == "ivfpq" else 0
         fetch = k + excluded + refine
         while True:
             fetch = min(fetch, self._n)
