@@ -100,31 +100,63 @@ class ShortlistSequenceMatcher:
         self.last_shortlist_size = 0
         # Rows scored last frame, their float32 descriptors and similarity to every kept frame:
         # consecutive shortlists overlap, so a frame fetches and multiplies only the new rows.
+        # Slots in growable buffers (appends are O(new rows)); similarity columns are a ring
+        # indexed by frame number, so a new frame writes one column instead of shifting all.
+        self._n_slots = 0
         self._ids = np.zeros(0, dtype=np.int64)
         self._rows = np.zeros((0, self.store.dim), dtype=np.float32)
-        self._sims = np.zeros((0, 0))
+        self._sims = np.zeros((0, self.frames.maxlen or 1))
+        self._frame_no = -1
 
     def record(self, query: np.ndarray, n: int, candidates: np.ndarray, std: float) -> None:
         """Remember a frame matched elsewhere (by the full matcher) so a later switch is exact."""
-        dropped = len(self.frames) == self.frames.maxlen
         self.frames.append(_Frame(query, int(n), float(std), np.asarray(candidates, np.int64)))
-        col = (self._rows @ query).astype(np.float64)[:, None]
-        self._sims = np.concatenate((self._sims[:, 1:] if dropped else self._sims, col), axis=1)
+        self._frame_no += 1
+        k = self._n_slots
+        if k:
+            slot = self._frame_no % self._sims.shape[1]
+            self._sims[:k, slot] = self._rows[:k] @ query
+
+    def _columns(self) -> np.ndarray:
+        """Ring columns of the kept frames, oldest first."""
+        g = len(self.frames)
+        return (self._frame_no - g + 1 + np.arange(g)) % self._sims.shape[1]
 
     def _cached_sims(self, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
         """(G, len(rows)) similarities of the kept frames' queries ``q`` to places ``rows``."""
-        missing = rows[~np.isin(rows, self._ids, assume_unique=True)]
+        k = self._n_slots
+        if k > 4 * max(len(rows), 1024):  # compact now and then: keep what this frame uses
+            keep = np.flatnonzero(np.isin(self._ids[:k], rows, assume_unique=True))
+            m = len(keep)
+            self._ids[:m], self._rows[:m], self._sims[:m] = (
+                self._ids[keep],
+                self._rows[keep],
+                self._sims[keep],
+            )
+            self._n_slots = k = m
+        order = np.argsort(self._ids[:k], kind="stable")
+        sorted_ids = self._ids[:k][order]
+        pos = np.minimum(np.searchsorted(sorted_ids, rows), max(k - 1, 0))
+        found = (sorted_ids[pos] == rows) if k else np.zeros(len(rows), dtype=bool)
+        slots = np.empty(len(rows), dtype=np.int64)
+        slots[found] = order[pos[found]]
+        missing = rows[~found]
+        cols = self._columns()
         if len(missing):
-            new_rows = self.store.rows(missing)
-            ids = np.concatenate((self._ids, missing))
-            order = np.argsort(ids, kind="stable")
-            self._ids = ids[order]
-            self._rows = np.concatenate((self._rows, new_rows))[order]
-            new_sims = (new_rows @ q.T).astype(np.float64)
-            self._sims = np.concatenate((self._sims, new_sims))[order]
-        keep = np.isin(self._ids, rows, assume_unique=True)  # evict what this frame did not use
-        self._ids, self._rows, self._sims = self._ids[keep], self._rows[keep], self._sims[keep]
-        return self._sims.T
+            need = k + len(missing)
+            if need > len(self._ids):  # grow the buffers (doubling)
+                cap = max(need, 2 * len(self._ids), 1024)
+                ids = np.zeros(cap, dtype=np.int64)
+                buf = np.zeros((cap, self.store.dim), dtype=np.float32)
+                sims = np.zeros((cap, self._sims.shape[1]))
+                ids[:k], buf[:k], sims[:k] = self._ids[:k], self._rows[:k], self._sims[:k]
+                self._ids, self._rows, self._sims = ids, buf, sims
+            self._ids[k:need] = missing
+            self._rows[k:need] = self.store.rows(missing)
+            self._sims[k:need][:, cols] = self._rows[k:need] @ q.T
+            slots[~found] = np.arange(k, need)
+            self._n_slots = need
+        return self._sims[slots][:, cols].T
 
     def update(self, query: np.ndarray, n: int, candidates: np.ndarray) -> SequenceResult | None:
         """One frame: its unit descriptor, the eligible-place count and its retrieved ids."""
