@@ -125,7 +125,7 @@ class ShortlistSequenceMatcher:
     def _cached_sims(self, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
         """(G, len(rows)) similarities of the kept frames' queries ``q`` to places ``rows``."""
         k = self._n_slots
-        if k > 4 * max(len(rows), 1024):  # compact now and then: keep what this frame uses
+        if k > 2 * max(len(rows), 1024):  # compact now and then: keep what this frame uses
             keep = np.flatnonzero(np.isin(self._ids[:k], rows, assume_unique=True))
             m = len(keep)
             self._ids[:m], self._rows[:m], self._sims[:m] = (
