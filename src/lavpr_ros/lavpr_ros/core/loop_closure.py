@@ -231,9 +231,9 @@ class LoopClosureDetector:
                 std_floor=c.std_floor,
                 min_length=1,  # partial sequences are scored; acceptance checks the length
             )
-            if c.sequence_search != "full":
-                if sequence_encoder is not None:
-                    raise ValueError("sequence_search 'shortlist'/'auto' needs sequence_model off")
+            if c.sequence_search == "shortlist" and sequence_encoder is not None:
+                raise ValueError("sequence_search 'shortlist' needs sequence_model off")
+            if c.sequence_search != "full" and sequence_encoder is None:  # SeqNet: full scores
                 self.shortlist = ShortlistSequenceMatcher(self.matcher, place_map.store)
         self.min_sequence_frames = (
             max(1, c.sequence_length // 2)
