@@ -26,4 +26,6 @@ COPY docker/entrypoint.sh /entrypoint.sh
 ENV RMW_IMPLEMENTATION=rmw_fastrtps_cpp \
     FASTDDS_DEFAULT_PROFILES_FILE=/ws/install/lavpr_ros/share/lavpr_ros/config/fastdds_shm.xml
 ENTRYPOINT ["/entrypoint.sh"]
+# SIGTERM (docker stop's default) would orphan the nodes of ros2 launch: stop it with SIGINT.
+STOPSIGNAL SIGINT
 CMD ["ros2", "launch", "lavpr_ros", "vpr.launch.py"]

@@ -5,7 +5,7 @@ description that `lavpr launch` uses on machines without the ros2 CLI.
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -30,6 +30,8 @@ def _nodes(context, *_, **__):
             remappings=list(spec.remappings),
             output="screen",
             emulate_tty=True,
+            # A required node that exits (e.g. a model that is not found) stops the launch.
+            on_exit=Shutdown(reason=f"required node {spec.name} exited") if spec.required else None,
         )
         for spec in nodes_to_start(args)
     ]

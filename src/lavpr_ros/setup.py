@@ -1,4 +1,4 @@
-"""ament_python build of lavpr_ros; launch/ and config/ live at the repository root."""
+"""ament_python build of lavpr_ros; launch/, config/ and rviz/ live at the repository root."""
 
 from glob import glob
 from pathlib import Path
@@ -26,6 +26,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", _rel("launch/*.py")),
         (f"share/{PACKAGE}/config", _rel("config/*.yaml") + _rel("config/*.xml")),
+        (f"share/{PACKAGE}/rviz", _rel("rviz/*.rviz")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
@@ -40,6 +41,7 @@ setup(
             "place_map = lavpr_ros.nodes.place_map:main",
             "text_nav = lavpr_ros.nodes.text_nav:main",
             "geo_localizer = lavpr_ros.nodes.geo_localizer:main",
+            "pose_graph = lavpr_ros.nodes.pose_graph:main",
         ],
     },
 )

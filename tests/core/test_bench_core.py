@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lavpr_ros.bench import core as bench_core
 from lavpr_ros.cli import bench_cmd
 from lavpr_ros.cli.main import main
 from lavpr_ros.core.manifest import load_manifest
@@ -20,13 +21,13 @@ def test_naive_patchnorm_twin_matches_encoder() -> None:
     imgs = [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(3)]
     imgs.append(np.full((40, 80, 3), 9, np.uint8))  # featureless image: same row in both
     enc = PatchNormEncoder()
-    np.testing.assert_allclose(bench_cmd.naive_patchnorm(imgs, enc), enc.encode(imgs), atol=1e-4)
+    np.testing.assert_allclose(bench_core.naive_patchnorm(imgs, enc), enc.encode(imgs), atol=1e-4)
 
 
 def test_built_conv_model_runs(tmp_path: Path) -> None:
     from lavpr_ros.core.encoders import OnnxEncoder
 
-    path = bench_cmd.build_conv_model(tmp_path, size=64)
+    path = bench_core.build_conv_model(tmp_path, size=64)
     enc = OnnxEncoder(path)
     assert load_manifest(path).output_dim == enc.dim == 128
     out = enc.encode([np.zeros((30, 40, 3), np.uint8), np.full((64, 64, 3), 200, np.uint8)])
@@ -37,11 +38,14 @@ def test_sizes_parsing() -> None:
     parser = bench_cmd.argparse.ArgumentParser()
     bench_cmd.register(parser.add_subparsers())
     args = parser.parse_args(["bench", "core", "--sizes", "1000,5e3"])
-    assert bench_cmd._parse_sizes(args) == [1000, 5000]
+    assert bench_core._parse_sizes(args) == [1000, 5000]
     args = parser.parse_args(["bench", "core", "--sizes", "ten"])
     with pytest.raises(ValueError, match="--sizes"):
-        bench_cmd._parse_sizes(args)
-    assert bench_cmd._parse_sizes(parser.parse_args(["bench", "core", "--quick"])) == [1000, 10000]
+        bench_core._parse_sizes(args)
+    assert bench_core._parse_sizes(parser.parse_args(["bench", "core", "--quick"])) == [1000, 10000]
+    # The notation the help advertises is accepted.
+    args = parser.parse_args(["bench", "core", "--sizes", "1k,10K,2.5k,1M"])
+    assert bench_core._parse_sizes(args) == [1000, 10000, 2500, 1_000_000]
 
 
 def _positive(row: dict, keys: tuple[str, ...]) -> None:

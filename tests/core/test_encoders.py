@@ -284,9 +284,14 @@ def test_create_encoder_forms(model_dir: Path) -> None:
 
 
 def test_create_encoder_errors(tmp_path: Path) -> None:
-    with pytest.raises(ValueError) as exc:
+    # Issue #15 item 18: a bad model path says "not found" with the absolute path and the cwd,
+    # the places looked in, the models that exist and the accepted spec forms.
+    with pytest.raises(FileNotFoundError) as exc:
         create_encoder("resnet-magic")
-    assert "patchnorm" in str(exc.value) and "manifest" in str(exc.value)
+    msg = str(exc.value)
+    assert "model not found: " + str(Path("resnet-magic").absolute()) in msg
+    assert f"(cwd {Path.cwd()})" in msg and "Models available" in msg
+    assert "patchnorm" in msg and "manifest" in msg
     with pytest.raises(ValueError, match="patchnorm:WxH"):
         create_encoder("patchnorm:abc")
     with pytest.raises(FileNotFoundError):

@@ -176,3 +176,11 @@ def test_config_validation() -> None:
         LoopClosureConfig(top_k=0)
     with pytest.raises(ValueError):
         LoopClosureConfig(sequence_length=-1)
+
+
+def test_logs_name_a_query_without_place_id_localisation() -> None:
+    from lavpr_ros.core.loop_closure import NO_PLACE_ID, query_label
+
+    assert query_label(NO_PLACE_ID) == "localisation"
+    assert query_label(18446744073709551615) == "localisation"
+    assert query_label(7) == "place 7"

@@ -14,9 +14,10 @@ from nav_msgs.msg import Odometry
 from std_msgs.msg import String
 
 from lavpr_ros.core.loop_closure import LoopClosureConfig
+from lavpr_ros.core.sequences import dataset_frames
 from lavpr_ros.graph.config import dataclass_from_params, node_parameters
 from lavpr_ros.graph.description import default_config_file
-from lavpr_ros.tools.online_run import (
+from lavpr_ros.graph.online_run import (
     ClosureRecord,
     derived_config,
     offline_loop_closures,
@@ -24,7 +25,6 @@ from lavpr_ros.tools.online_run import (
     running_graph,
     score_closures,
 )
-from lavpr_ros.tools.sequences import dataset_frames
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -36,7 +36,8 @@ def _config(tmp_path: Path) -> Path:
     return derived_config(
         default_config_file(),
         {
-            "vpr_encoder": {"max_frame_age_s": 0.0, "reliable_input": True},
+            # patchnorm: the offline twin below runs it too (mechanics, not the model).
+            "vpr_encoder": {"max_frame_age_s": 0.0, "reliable_input": True, "encoder": "patchnorm"},
             "place_map": {"reliable_input": True},
         },
         tmp_path / "p.yaml",

@@ -19,7 +19,7 @@ from std_msgs.msg import String
 
 from lavpr_ros.core.descriptions import read_descriptions
 from lavpr_ros.graph.description import default_config_file
-from lavpr_ros.tools.online_run import derived_config, play_and_wait, running_graph
+from lavpr_ros.graph.online_run import derived_config, play_and_wait, running_graph
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -69,7 +69,7 @@ def test_text_command_finds_an_undescribed_place_cross_modal(
         {
             "vpr_encoder": {"max_frame_age_s": 0.0, "reliable_input": True},
             "place_map": {"cross_modal_model": str(cross_modal_model), "reliable_input": True},
-            "text_nav": {"mode": "cross_modal", "min_score": 0.0},
+            "text_nav": {"mode": "cross_modal", "min_score": 0.0, "min_margin": 0.0},
         },
         tmp_path / "p.yaml",
     )

@@ -34,6 +34,8 @@ def test_place_map_bad_descriptors_and_time_jumps(procs, client) -> None:
             "diagnostics_period_s:=0.3",
             "-p",
             "loop_closure.keyframe_max_interval_s:=0.5",
+            "-p",
+            "model_id:=m",  # the map's model from configuration: no confirmation wait
         ],
     )
     node.wait_for_line("[place_map] ready", timeout=60)
@@ -55,7 +57,7 @@ def test_place_map_bad_descriptors_and_time_jumps(procs, client) -> None:
     send(_desc(10.0, seed=1), lambda s: s["map_size"] == "1", "first keyframe")
     send(_desc(11.0, seed=2), lambda s: s["map_size"] == "2", "second keyframe")
     # Another model's descriptor, a dim field that lies, NaN values: refused, map unchanged.
-    send(_desc(12.0, model="other", seed=3), lambda s: "does not fit" in s["message"], "model")
+    send(_desc(12.0, model="other", seed=3), lambda s: "'other'" in s["message"], "model")
     send(_desc(12.0, seed=4, dim_field=99), lambda s: "dim field 99" in s["message"], "dim")
     nan = _desc(12.0, seed=5)
     nan.descriptor = [float("nan")] * 16
@@ -101,9 +103,10 @@ def test_place_map_saves_on_shutdown_and_loads_at_start(procs, client, tmp_path)
                     return int({kv.key: kv.value for kv in st.values}["map_size"])
         return -1
 
+    # The stream's model becomes the map's once model_confirm_count (3) descriptors agree.
     for i in range(3):
         pub.publish(_desc(10.0 + i, seed=i))
-        client.wait_until(lambda n=i + 1: map_size() == n, 10, f"{i + 1} places")
+    client.wait_until(lambda: map_size() == 3, 10, "3 places")
     assert node.stop(timeout=15) == 0  # SIGINT, as Ctrl-C
     assert "saved 3 places" in node.output()
     loaded = PlaceMap.load(map_dir)
@@ -113,3 +116,56 @@ def test_place_map_saves_on_shutdown_and_loads_at_start(procs, client, tmp_path)
     node2 = procs.start_python("place_map2", args)
     node2.wait_for_line("loaded map", timeout=60)
     client.wait_until(lambda: map_size() == 3, 10, "the loaded map in diagnostics")
+
+
+def test_place_map_takes_corrected_poses_from_the_pose_graph(procs, client) -> None:
+    from geometry_msgs.msg import PoseStamped
+    from nav_msgs.msg import Path as PathMsg
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    node = procs.start_python(
+        "place_map",
+        [
+            "-m",
+            "lavpr_ros.nodes.place_map",
+            "--ros-args",
+            "-p",
+            "pose_source:=none",
+            "-p",
+            "diagnostics_period_s:=0.3",
+            "-p",
+            "loop_closure.keyframe_max_interval_s:=0.5",
+            "-p",
+            "model_id:=m",
+        ],
+    )
+    node.wait_for_line("[place_map] ready", timeout=60)
+    diags = client.subscribe(DiagnosticArray, "/diagnostics")
+    pub = client.publisher(PlaceDescriptor, "vpr/descriptor")
+    latched = QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+    )
+    pub_path = client.publisher(PathMsg, "pose_graph/keyframe_path", latched)
+    client.wait_for_subscribers(pub)
+
+    def status() -> dict[str, str]:
+        for arr in reversed(list(diags)):
+            for st in arr.status:
+                if st.name.endswith("/place_map"):
+                    return {"message": st.message, **{kv.key: kv.value for kv in st.values}}
+        return {}
+
+    for i, stamp in enumerate((10.0, 11.0)):
+        pub.publish(_desc(stamp, seed=i + 1))
+    client.wait_until(lambda: status().get("map_size") == "2", 10, "two keyframes")
+    path = PathMsg()
+    path.header.frame_id = "map"
+    for stamp in (10, 11, 50):  # the place at 50 s does not exist: ignored
+        ps = PoseStamped()
+        ps.header.stamp.sec = stamp
+        ps.pose.position.x = float(stamp)
+        ps.pose.orientation.w = 1.0
+        path.poses.append(ps)
+    pub_path.publish(path)
+    client.wait_until(lambda: status().get("poses_corrected") == "2", 10, "corrected poses")
+    assert node.alive()

@@ -124,6 +124,8 @@ def test_pose_text_picks_the_place_by_its_manoeuvre(
             "pose_text_weight:=0.5",
             "-p",
             "min_score:=0.0",
+            "-p",
+            "min_margin:=0.0",  # re-ranking is tested here, not the ambiguity check
         ],
     )
     pm.wait_for_line("[place_map] ready", timeout=120)

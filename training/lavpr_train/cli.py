@@ -336,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     __import__(f"{__package__}.language", fromlist=["register"]).register(sub)  # lang-*
     __import__(f"{__package__}.sequence", fromlist=["register"]).register(sub)  # seq-*
     __import__(f"{__package__}.posetext", fromlist=["register"]).register(sub)  # posetext-*
+    __import__(f"{__package__}.zoo", fromlist=["register"]).register(sub)  # import-model
     return p
 
 

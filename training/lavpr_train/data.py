@@ -1,24 +1,38 @@
-"""Datasets and the runtime's exact image preprocessing (numpy + Pillow, no torch)."""
+"""Datasets, image preprocessing and recall@K for training: the runtime core's own code.
+
+Imported from ``lavpr_ros.core`` (installed editable into the training venv), never copied, so a
+model is trained, exported and evaluated with exactly what the robot runs.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from .paths import dataset_dir
+from lavpr_ros.core.datasets import ImagePairDataset as RetrievalSet
+from lavpr_ros.core.datasets import corridor as _corridor
+from lavpr_ros.core.datasets import nordland as _nordland
+from lavpr_ros.core.encoders import preprocess_images
+from lavpr_ros.core.images import load_image as load_rgb
+from lavpr_ros.core.metrics import recall_at_k as _recall_ranked
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "RetrievalSet",
+    "corridor",
+    "load_rgb",
+    "nordland",
+    "nordland_pairs",
+    "preprocess",
+    "recall_at_k",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def load_rgb(path: str | Path) -> np.ndarray:
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
 def preprocess(
@@ -26,63 +40,29 @@ def preprocess(
     input_size: tuple[int, int] = (224, 224),
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
+    interpolation: str = "bilinear",
 ) -> np.ndarray:
-    """What the runtime does: RGB uint8 -> Pillow bilinear resize to (h, w) -> /255 ->
-    (x - mean) / std -> NCHW float32."""
-    h, w = input_size
-    m = np.asarray(mean, dtype=np.float32).reshape(1, 1, 3)
-    s = np.asarray(std, dtype=np.float32).reshape(1, 1, 3)
-    out = np.empty((len(images), 3, h, w), dtype=np.float32)
-    for i, rgb in enumerate(images):
-        img = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), mode="RGB")
-        if img.size != (w, h):
-            img = img.resize((w, h), Image.Resampling.BILINEAR)
-        x = np.asarray(img, dtype=np.float32) / 255.0
-        out[i] = ((x - m) / s).transpose(2, 0, 1)
-    return out
-
-
-@dataclass
-class RetrievalSet:
-    """Map (database) and query image paths with, per query, the set of correct map indices."""
-
-    name: str
-    map_paths: list[Path]
-    query_paths: list[Path]
-    positives: list[set[int]]
+    """The runtime's preprocessing (core.encoders.preprocess_images) with ImageNet defaults."""
+    return preprocess_images(images, tuple(input_size), mean, std, interpolation=interpolation)
 
 
 def corridor() -> RetrievalSet:
-    root = dataset_dir("corridor")
-    refs = sorted((root / "ref").glob("*.jpg"))
-    queries = sorted((root / "query").glob("*.jpg"))
-    gt = json.loads((root / "ground_truth.json").read_text())
-    positives: list[set[int]] = [set() for _ in queries]
-    for row in gt:
-        positives[int(row["query"])] = {int(j) for j in row["positives"]}
-    return RetrievalSet("corridor", refs, queries, positives)
+    return _corridor()
 
 
 def nordland_pairs() -> tuple[list[Path], list[Path]]:
     """Frame-aligned (summer, winter) paths: index i is the same place in both seasons."""
-    root = dataset_dir("nordland")
-    summer = sorted((root / "summer").glob("*.png"))
-    names = [p.name for p in summer]
-    winter = [root / "winter" / n for n in names]
-    missing = [p for p in winter if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"nordland winter frames missing, e.g. {missing[0]}")
-    return summer, winter
+    ds = _nordland()
+    return list(ds.ref_paths), list(ds.query_paths)
 
 
 def nordland(tolerance: int = 1, start: int = 0, stop: int | None = None) -> RetrievalSet:
     """Winter queries against the summer map for frames ``[start, stop)``, +-``tolerance``."""
-    summer, winter = nordland_pairs()
-    summer, winter = summer[start:stop], winter[start:stop]
-    n = len(summer)
-    positives = [set(range(max(0, i - tolerance), min(n, i + tolerance + 1))) for i in range(n)]
-    suffix = "" if (start, stop) == (0, None) else f"[{start}:{stop}]"
-    return RetrievalSet(f"nordland{suffix}", summer, winter, positives)
+    ds = _nordland(tolerance=tolerance)
+    if (start, stop) == (0, None):
+        return replace(ds, name="nordland")
+    sub = ds.subset(start, None if stop is None else stop - start)
+    return replace(sub, name=f"nordland[{start}:{stop}]")
 
 
 def recall_at_k(
@@ -91,7 +71,7 @@ def recall_at_k(
     positives: Sequence[set[int]],
     ks: Sequence[int] = (1, 5, 10),
 ) -> dict[int, float]:
-    """Recall@k by cosine similarity (descriptors L2-normalised here)."""
+    """Recall@k by cosine similarity of descriptors (ranking here, the metric from core)."""
 
     def _norm(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
@@ -100,8 +80,5 @@ def recall_at_k(
     sims = _norm(query_desc) @ _norm(map_desc).T
     kmax = min(max(ks), sims.shape[1])
     top = np.argsort(-sims, axis=1, kind="stable")[:, :kmax]
-    out = {}
-    for k in ks:
-        hits = [bool(set(top[i, :k].tolist()) & positives[i]) for i in range(len(positives))]
-        out[k] = float(np.mean(hits)) if hits else 0.0
-    return out
+    rec = _recall_ranked(top, positives, ks)
+    return {int(k): rec[f"recall@{k}"] for k in ks}

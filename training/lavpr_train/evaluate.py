@@ -9,46 +9,37 @@ from pathlib import Path
 import numpy as np
 
 from . import data
-from .export.manifest import read_manifest
 
 
 class OrtImageModel:
-    """Minimal onnxruntime runner for an image manifest (runtime preprocessing recipe)."""
+    """An exported image manifest run by the runtime's own encoder (core.encoders.OnnxEncoder):
+    same preprocessing, checksum check and normalisation as on the robot."""
 
     def __init__(self, manifest: str | Path, threads: int = 2) -> None:
-        import onnxruntime as ort
+        from lavpr_ros.core.encoders import OnnxEncoder
 
-        p = Path(manifest)
-        self.directory = p if p.is_dir() else p.parent
-        self.m = read_manifest(p)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            str(self.directory / self.m["file"]), so, providers=["CPUExecutionProvider"]
-        )
+        self.encoder = OnnxEncoder(manifest, providers=["cpu"], intra_op_threads=threads)
+        self.m = self.encoder.manifest.to_dict()
 
     def encode_paths(self, paths: Sequence[Path], batch: int = 32) -> np.ndarray:
-        out = []
-        for s in range(0, len(paths), batch):
-            imgs = [data.load_rgb(p) for p in paths[s : s + batch]]
-            x = data.preprocess(imgs, tuple(self.m["input_size"]), self.m["mean"], self.m["std"])
-            out.append(self.session.run([self.m["output_name"]], {self.m["input_name"]: x})[0])
-        d = np.concatenate(out).astype(np.float32)
-        return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+        out = [
+            self.encoder.encode([data.load_rgb(p) for p in paths[s : s + batch]])
+            for s in range(0, len(paths), batch)
+        ]
+        return np.concatenate(out).astype(np.float32)
 
 
 def evaluate_set(model: OrtImageModel, ds: data.RetrievalSet, ks=(1, 5, 10)) -> dict:
     t0 = time.perf_counter()
-    m = model.encode_paths(ds.map_paths)
+    m = model.encode_paths(ds.ref_paths)
     q = model.encode_paths(ds.query_paths)
     rec = data.recall_at_k(m, q, ds.positives, ks)
     secs = time.perf_counter() - t0
-    n = len(ds.map_paths) + len(ds.query_paths)
+    n = len(ds.ref_paths) + len(ds.query_paths)
     return {
         "dataset": ds.name,
         "queries": len(ds.query_paths),
-        "map": len(ds.map_paths),
+        "map": len(ds.ref_paths),
         **{f"R@{k}": round(v, 4) for k, v in rec.items()},
         "seconds": round(secs, 1),
         "ms_per_image": round(1000 * secs / n, 1),

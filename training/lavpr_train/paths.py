@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-DATA_ENV = "LAVPR_DATA"
+# Data location (LAVPR_DATA, ../shared/data, the fetch cache) is the runtime's.
+from lavpr_ros.core.data_location import data_root, dataset_dir
+
+__all__ = ["data_root", "dataset_dir", "default_minilm_dir", "default_mobilenet_v2_weights"]
+
 MOBILENET_V2_FILE = "mobilenet_v2-b0353104.pth"
 
 
@@ -16,26 +19,6 @@ def repo_root() -> Path:
         if (parent / "training" / "pyproject.toml").is_file() and (parent / "src").is_dir():
             return parent
     return Path.cwd()
-
-
-def data_root() -> Path:
-    """``$LAVPR_DATA`` if set, else ``../shared/data`` relative to the repository root."""
-    env = os.environ.get(DATA_ENV)
-    path = Path(env).expanduser() if env else (repo_root() / ".." / "shared" / "data")
-    path = path.resolve()
-    if not path.is_dir():
-        raise FileNotFoundError(
-            f"dataset folder {path} does not exist; set {DATA_ENV} to a folder holding "
-            "corridor/ and nordland/"
-        )
-    return path
-
-
-def dataset_dir(name: str) -> Path:
-    path = data_root() / name
-    if not path.is_dir():
-        raise FileNotFoundError(f"dataset '{name}' not found at {path} (set {DATA_ENV})")
-    return path
 
 
 def default_mobilenet_v2_weights() -> Path | None:

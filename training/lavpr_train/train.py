@@ -263,7 +263,12 @@ class Trainer:
         self.model.backbone.eval()
         t0 = time.perf_counter()
         s = 0
-        for x in self._loader(todo, self.cfg.eval_batch):
+        batches = _progress(
+            self._loader(todo, self.cfg.eval_batch),
+            self.cfg.progress and self.is_main,
+            f"caching {len(todo)} feature maps",
+        )
+        for x in batches:
             with torch.autocast(self.device.type, torch.float16, enabled=self.amp):
                 f = self.model.backbone(x.to(self.device)).half()
             for j in range(len(f)):
@@ -297,7 +302,7 @@ class Trainer:
         metrics = {}
         for vs in self.val_sets:
             r = data.recall_at_k(
-                self.encode(vs.map_paths), self.encode(vs.query_paths), vs.positives
+                self.encode(vs.ref_paths), self.encode(vs.query_paths), vs.positives
             )
             for k, v in r.items():
                 metrics[f"{vs.name}_R@{k}"] = round(v, 4)
@@ -386,7 +391,7 @@ class Trainer:
             self._fill_cache(self.train_set.paths)
             if self.is_main:
                 for vs in self.val_sets:
-                    self._fill_cache(list(vs.map_paths) + list(vs.query_paths))
+                    self._fill_cache(list(vs.ref_paths) + list(vs.query_paths))
         total_steps = None
         t_start = time.perf_counter()
         batch_log = _CsvLog(self.out / "batch_log.csv") if self.is_main else None

@@ -82,12 +82,15 @@ def feature_cache(
 
     summer, winter = data.nordland_pairs()
     cor = data.corridor()
-    feats = {
-        "summer": encode(summer),
-        "winter": encode(winter),
-        "corridor_map": encode(cor.map_paths),
-        "corridor_query": encode(cor.query_paths),
+    from .progress import encode_in_chunks
+
+    parts = {
+        "summer": summer,
+        "winter": winter,
+        "corridor_map": cor.ref_paths,
+        "corridor_query": cor.query_paths,
     }
+    feats = {k: encode_in_chunks(encode, list(v), f"caching {k}") for k, v in parts.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **feats)
     print(f"cached pooled features -> {path} ({time.perf_counter() - t0:.0f} s)", flush=True)

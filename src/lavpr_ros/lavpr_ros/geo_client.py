@@ -26,6 +26,10 @@ from PIL import Image
 from lavpr_ros.core.geo import GLOBE_PROMPT, GeoAnswer, parse_answer
 
 DEFAULT_BASE_URL = "http://localhost:8000/v1"
+# A chat-completions answer is a few kB; a server (or something posing as one) sending more is
+# cut off here, so a robot's memory is not at its mercy.
+DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+_SECRET_PARAMS = ("key", "token", "secret", "password", "passwd", "sig", "auth")
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 60.0
 
@@ -80,8 +84,11 @@ class GeoClient:
         max_tokens: int = 1024,
         temperature: float = 0.1,
         prompt: str = GLOBE_PROMPT,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.base_url, self.model, api_key = env_settings(base_url, model, api_key)
+        self.display_url = redact_url(self.base_url)  # for logs and diagnostics
+        self.max_response_bytes = int(max_response_bytes)
         self.timeout_s = float(timeout_s)
         self.max_retries = max(0, int(max_retries))
         self.backoff_s = max(0.0, float(backoff_s))
@@ -105,36 +112,73 @@ class GeoClient:
     def _request(
         self, method: str, path: str, json_body: dict | None = None
     ) -> tuple[httpx.Response, int]:
-        """One request with retries: (a 2xx response, attempts made), or GeoServerError."""
+        """One request with retries: (a 2xx response, attempts made), or GeoServerError.
+
+        ``timeout_s`` bounds each attempt as a whole (connect + send + every read), not each
+        read, and the body is read up to ``max_response_bytes``."""
         url = f"{self.base_url}{path}"
+        shown = f"{self.display_url}{path}"
         attempt = 0
         while True:
             attempt += 1
             retry_after: float | None = None
             try:
-                resp = self._http.request(method, url, json=json_body)
+                resp = self._bounded_request(method, url, json_body)
+            except _TooLarge as exc:
+                raise GeoServerError(f"{method} {shown}: {exc}", None, attempt) from None
             except httpx.TimeoutException as exc:
                 why, status = f"timed out after {self.timeout_s:g} s ({type(exc).__name__})", None
             except httpx.TransportError as exc:
-                why, status = f"connection error: {exc or type(exc).__name__}", None
+                detail = _redact_text(str(exc)) or type(exc).__name__
+                why, status = f"connection error: {detail}", None
             else:
                 if resp.is_success:
                     return resp, attempt
                 status = resp.status_code
                 why = f"HTTP {status}: {_body_snippet(resp)}"
                 if status not in RETRY_STATUS and not 500 <= status < 600:
-                    raise GeoServerError(f"{method} {url}: {why}", status, attempt)
+                    raise GeoServerError(f"{method} {shown}: {why}", status, attempt)
                 retry_after = _retry_after(resp)
             if attempt > self.max_retries or self._cancel.is_set():
                 raise GeoServerError(
-                    f"{method} {url}: {why} (gave up after {attempt} attempt(s))", status, attempt
+                    f"{method} {shown}: {why} (gave up after {attempt} attempt(s))", status, attempt
                 )
             delay = self.backoff_s * 2 ** (attempt - 1)
             if retry_after is not None:
                 delay = max(delay, min(retry_after, MAX_RETRY_AFTER_S))
             self.retries += 1
             if self._cancel.wait(delay):
-                raise GeoServerError(f"{method} {url}: cancelled while retrying ({why})", status)
+                raise GeoServerError(f"{method} {shown}: cancelled while retrying ({why})", status)
+
+    def _bounded_request(self, method: str, url: str, json_body: dict | None) -> httpx.Response:
+        """The response with its body read under a total deadline and a size cap."""
+        deadline = time.monotonic() + self.timeout_s
+        with self._http.stream(method, url, json=json_body) as resp:
+            declared = resp.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > self.max_response_bytes:
+                raise _TooLarge(
+                    f"response of {int(declared)} bytes is larger than the limit of "
+                    f"{self.max_response_bytes} bytes: refused"
+                )
+            chunks, size = [], 0
+            for chunk in resp.iter_bytes():
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    raise _TooLarge(
+                        f"response larger than the limit of {self.max_response_bytes} bytes: "
+                        "cut off"
+                    )
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout("total request deadline exceeded while reading")
+            headers = [
+                (k, v)
+                for k, v in resp.headers.multi_items()
+                if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+            ]
+            return httpx.Response(
+                resp.status_code, headers=headers, content=b"".join(chunks), request=resp.request
+            )
 
     def resolve_model(self) -> str:
         """The model name to send: the configured one, else the first the server lists."""
@@ -145,7 +189,7 @@ class GeoClient:
             self.model = str(resp.json()["data"][0]["id"])
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise GeoServerError(
-                f"GET {self.base_url}/models: no model listed ({_body_snippet(resp)}); set the "
+                f"GET {self.display_url}/models: no model listed ({_body_snippet(resp)}); set the "
                 "model name (parameter model / LAVPR_GEO_MODEL)"
             ) from exc
         return self.model
@@ -177,7 +221,7 @@ class GeoClient:
             text = choice["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise GeoServerError(
-                f"POST {self.base_url}/chat/completions: not a chat-completions response "
+                f"POST {self.display_url}/chat/completions: not a chat-completions response "
                 f"({_body_snippet(resp)})",
                 resp.status_code,
             ) from exc
@@ -213,3 +257,36 @@ def _retry_after(resp: httpx.Response) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+class _TooLarge(Exception):
+    """The server's answer exceeds max_response_bytes (never retried)."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` without credentials: user:password@ and secret-looking query values masked, so
+    it can go to logs and /diagnostics (which anyone on the ROS graph reads)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if any(t in k.lower() for t in _SECRET_PARAMS) else v) for k, v in pairs],
+            safe="*",
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _redact_text(text: str) -> str:
+    """Error texts of httpx may quote the URL: mask userinfo in any URL inside."""
+    import re
+
+    return re.sub(r"(\w+://)[^/\s@]+@", r"\1***@", text)

@@ -12,6 +12,7 @@ import torch
 from ..data import IMAGENET_MEAN, IMAGENET_STD, load_rgb, preprocess
 from ..models import ModelConfig, VPRModel, model_config_from_dict
 from ..paths import MOBILENET_V2_FILE, default_mobilenet_v2_weights
+from ..progress import StepBar
 from .manifest import sha256_file, staging_dir, write_manifest
 
 OPSET = 17
@@ -107,6 +108,8 @@ def export_image_model(
     cfg = cfg or ModelConfig()
     if tuple(cfg.input_size) != tuple(input_size) and cfg.aggregator == "mixvpr":
         raise ValueError(f"mixvpr model built for input {cfg.input_size}, not {input_size}")
+    step = StepBar(["build", "torch.onnx.export", "parity", "manifest"], f"export {model_id}")
+    step("build")
     model = VPRModel(cfg, weights=weights)
     if state is not None:
         missing, unexpected = model.load_state_dict(state["model"], strict=False)
@@ -137,7 +140,9 @@ def export_image_model(
     batch = preprocess(images, input_size, IMAGENET_MEAN, IMAGENET_STD)
     with staging_dir(out, model_id, force=force) as tmp:
         onnx_path = tmp / "model.onnx"
+        step("torch.onnx.export")
         export_onnx(model, onnx_path, input_size)
+        step("parity")
         err = parity(model, onnx_path, batch)
         if not err <= tolerance:
             raise ParityError(
@@ -168,6 +173,7 @@ def export_image_model(
         }
         if state is not None and "metrics" in state:
             extra["training_metrics"] = state["metrics"]
+        step("manifest")
         write_manifest(
             tmp,
             {
@@ -195,6 +201,7 @@ def export_image_model(
                 "extra": {k: v for k, v in extra.items() if v is not None},
             },
         )
+    step.close()
     final = Path(out) / model_id
     print(
         f"exported {model_id} -> {final} ({(final / 'model.onnx').stat().st_size / 1e6:.1f} MB, "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -28,6 +27,7 @@ KEY_ORDER = (
     "mean",
     "std",
     "input_layout",
+    "interpolation",
     "tokenizer",
     "max_length",
     "normalize",
@@ -37,12 +37,7 @@ KEY_ORDER = (
 )
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+from lavpr_ros.core.manifest import sha256_file  # noqa: E402  (the runtime's checksum)
 
 
 def _plain(value: Any) -> Any:
@@ -73,10 +68,10 @@ def write_manifest(directory: str | Path, fields: dict[str, Any]) -> Path:
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    if p.is_dir():
-        p = p / MANIFEST_NAME
-    return yaml.safe_load(p.read_text("utf-8"))
+    """The manifest as a plain dict, validated by the runtime's reader (core.manifest)."""
+    from lavpr_ros.core.manifest import load_manifest
+
+    return load_manifest(path).to_dict()
 
 
 @contextmanager

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..paths import default_minilm_dir
+from ..progress import StepBar
 from .image import OPSET, ParityError
 from .manifest import sha256_file, staging_dir, write_manifest
 
@@ -192,15 +193,19 @@ def export_text_model(
     force: bool = False,
 ) -> Path:
     t0 = time.perf_counter()
+    step = StepBar(["load", "torch.onnx.export", "parity", "manifest"], f"export {model_id}")
+    step("load")
     src = resolve_model_dir(model_dir)
     bert = load_bert(src)
     dim = int(bert.config.hidden_size)
     wrapper = MeanPooledEncoder(bert).eval()
     with staging_dir(out, model_id, force=force) as tmp:
         onnx_path = tmp / "model.onnx"
+        step("torch.onnx.export")
         export_encoder_onnx(wrapper, onnx_path)
         runtime_tokenizer(src / "tokenizer.json", tmp / "tokenizer.json", max_length)
 
+        step("parity")
         ref = reference_embeddings(src, PARITY_SENTENCES, max_length)
         got = ort_embeddings(onnx_path, tmp / "tokenizer.json", PARITY_SENTENCES)
         err = float(np.abs(ref - got).max())
@@ -208,6 +213,7 @@ def export_text_model(
             raise ParityError(
                 f"{model_id}: onnxruntime vs transformers max abs error {err:.3g} > {tolerance:g}"
             )
+        step("manifest")
         wsha = weights_sha256(src)
         write_manifest(
             tmp,
@@ -258,6 +264,7 @@ def export_text_model(
                 },
             },
         )
+    step.close()
     final = Path(out) / model_id
     print(
         f"exported {model_id} -> {final} ({(final / 'model.onnx').stat().st_size / 1e6:.1f} MB, "

@@ -26,11 +26,9 @@ def _norm(x: np.ndarray) -> np.ndarray:
 
 
 def _session(path: Path):
-    import onnxruntime as ort
+    from lavpr_ros.core.onnx_model import open_session
 
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return open_session(path, path.parent.name, providers=["cpu"])
 
 
 def _parity_batch(m: dict, n: int = 6) -> np.ndarray:

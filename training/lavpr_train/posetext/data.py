@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime_import import ensure_runtime_on_path
 from .generator import compatible, keyframe_subsample, make_clip
 
 DEFAULT_TEXT_MODEL = "models/minilm-l6-v2"
@@ -35,7 +34,6 @@ class PoseTextSet:
 
 
 def feature_config(**kw):
-    ensure_runtime_on_path()
     from lavpr_ros.core.pose_text import PoseFeatureConfig
 
     return PoseFeatureConfig(**kw)
@@ -46,7 +44,6 @@ def synthetic_set(
 ) -> PoseTextSet:
     """``n`` generated windows + captions; with probability ``keyframe_prob`` a window's poses are
     keyframe-subsampled first (what text_nav gets from place_map)."""
-    ensure_runtime_on_path()
     from lavpr_ros.core.pose_text import pose_window_features
 
     cfg = cfg or feature_config()
@@ -67,7 +64,6 @@ def synthetic_set(
 
 def load_clip_folder(folder: str | Path, cfg=None) -> PoseTextSet:
     """Real clips (layout in the module docstring); one sample per (clip, caption)."""
-    ensure_runtime_on_path()
     from lavpr_ros.core.pose_text import pose_window_features
 
     cfg = cfg or feature_config()
@@ -107,7 +103,6 @@ def text_embeddings(
 ) -> tuple[np.ndarray, str]:
     """Frozen sentence embeddings with the runtime's TextEncoder (ONNX), cached per text list.
     Returns (N, 384) float32 and the encoder's model id."""
-    ensure_runtime_on_path()
     from lavpr_ros.core.text_encoder import TextEncoder
 
     from ..paths import repo_root

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from ..paths import repo_root
-from ..runtime_import import ensure_runtime_on_path
 from .data import DEFAULT_TEXT_MODEL, synthetic_set
 from .generator import MANOEUVRES, SALIENT, caption_for, keyframe_subsample, random_events, simulate
 
@@ -31,7 +30,6 @@ DESCRIPTIONS = (
 
 
 def _runtime(model_dir: str | Path, text_model: str | Path):
-    ensure_runtime_on_path()
     from lavpr_ros.core.pose_text import PoseTextModel
     from lavpr_ros.core.text_encoder import TextEncoder
 

@@ -76,11 +76,9 @@ def cmd_seq_export(args) -> int:
 
 
 def cmd_seq_eval(args) -> int:
-    from ..runtime_import import ensure_runtime_on_path
-    from .evaluate import evaluate_sequence
-
-    ensure_runtime_on_path()
     from lavpr_ros.core.sequence_encoder import SequenceEncoder
+
+    from .evaluate import evaluate_sequence
 
     enc = SequenceEncoder(args.model)
     print(

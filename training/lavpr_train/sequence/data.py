@@ -11,8 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime_import import ensure_runtime_on_path
-
 TRAIN_RANGE = (0, 2400)
 TEST_RANGE = (2500, 3576)
 DEFAULT_CACHE = "/tmp/lavpr_nordland_patchnorm_64x32_p8.npz"
@@ -25,7 +23,6 @@ def nordland_descriptors(
     if cache and Path(cache).is_file():
         with np.load(cache) as z:
             return z["summer"], z["winter"]
-    ensure_runtime_on_path()
     from PIL import Image
 
     from lavpr_ros.core.datasets import nordland

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime_import import ensure_runtime_on_path
 from .data import TEST_RANGE, nordland_descriptors
 
 
@@ -28,7 +27,6 @@ def evaluate_sequence(
     data: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """``encode_route(frames (N, D)) -> (N - L + 1, E)`` (the ONNX runtime encoder or torch)."""
-    ensure_runtime_on_path()
     from lavpr_ros.core.sequence import match_sequences
     from lavpr_ros.core.sequence_encoder import (
         SequenceIndex,

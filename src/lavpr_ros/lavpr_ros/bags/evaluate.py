@@ -68,6 +68,15 @@ def load_config(config_file: str | Path | None) -> tuple[Any, dict[str, Any], Pa
     return dataclass_from_params(LoopClosureConfig, params, "loop_closure."), params, path
 
 
+def config_encoder(config_file: str | Path | None) -> str:
+    """vpr_encoder's ``encoder`` in the parameter file: offline runs use what the robot runs."""
+    from lavpr_ros.graph.config import node_parameters
+    from lavpr_ros.graph.description import default_config_file
+
+    path = Path(config_file) if config_file else default_config_file()
+    return str(node_parameters(path, "vpr_encoder").get("encoder") or "patchnorm")
+
+
 # -- ground truth ------------------------------------------------------------------------------
 @dataclass
 class GroundTruth:
@@ -357,11 +366,43 @@ def build_ground_truth(
     return None
 
 
+def offline_pipeline(
+    config: Any,
+    pm_params: dict[str, Any],
+    dim: int,
+    model_id: str,
+    poses: Any,
+    use_poses: bool,
+) -> Any:
+    """The place_map node's frame pipeline for an offline run: the encoder's model is known, every
+    pose is preloaded, and no clock check applies (stamps are the recording's)."""
+    from lavpr_ros.core.frame_pipeline import FramePipeline, PipelineOptions
+    from lavpr_ros.core.place_map import PlaceMap
+    from lavpr_ros.core.verification import verifier_from_params
+
+    options = PipelineOptions(
+        use_poses=use_poses,
+        pose_tolerance_s=float(pm_params.get("pose_tolerance_s", 0.1)),
+        pose_wait_s=float(pm_params.get("pose_wait_s", 0.5)),
+        time_jump_reset_s=float(pm_params.get("time_jump_reset_s", 1.0)),
+        max_clock_skew_s=0.0,
+        max_pose_lead_s=0.0,
+        expected_model_id=model_id,
+    )
+    return FramePipeline(
+        config,
+        options,
+        place_map=PlaceMap(dim, model_id),
+        poses=poses,
+        verifier=verifier_from_params(pm_params),
+    )
+
+
 def evaluate_bag(
     bag: str | Path,
     image_topic: str | None = None,
     pose_topic: str | None = None,
-    encoder: str = "patchnorm",
+    encoder: str | None = None,
     config_file: str | Path | None = None,
     gt_radius: float | None = None,
     gt_file: str | Path | None = None,
@@ -372,9 +413,8 @@ def evaluate_bag(
     from tqdm import tqdm
 
     from lavpr_ros.core.encoders import create_encoder
+    from lavpr_ros.core.frame_pipeline import REJECTED
     from lavpr_ros.core.images import ImageFormatError
-    from lavpr_ros.core.loop_closure import LoopClosureDetector
-    from lavpr_ros.core.place_map import PlaceMap
 
     t_start = time.perf_counter()
     bag = Path(bag)
@@ -395,15 +435,21 @@ def evaluate_bag(
     gt = build_ground_truth(bag, pose_choice, pose_stamps, pose_list, gt_file, gt_radius, tol)
     log(f"ground truth: {gt.source}, radius {gt.radius_m:g} m" if gt else "ground truth: none")
 
-    enc = create_encoder(encoder)
-    pmap = PlaceMap(dim=enc.dim, model_id=enc.model_id)
-    det = LoopClosureDetector(pmap, config)
-    sequences = det.matcher is not None
+    enc = create_encoder(encoder or config_encoder(config_file))
+    pipe = offline_pipeline(config, pm_params, enc.dim, enc.model_id, buffer, use_poses)
+    sequences = pipe.detector is not None and pipe.detector.matcher is not None
     stats = StampStats()
     decisions: list[Decision] = []
     kf_stamps: list[int] = []
     frame_stamps: list[int] = []
-    lat = {"decode": [], "encode": [], "detect": [], "total": []}
+    lat: dict[str, list[float]] = {
+        "decode": [],
+        "encode": [],
+        "detect": [],
+        "features": [],
+        "verification": [],
+        "total": [],
+    }
     counts = {"decode_errors": 0, "rejected": 0, "with_pose": 0, "without_pose": 0}
     total = src.topics[img_choice.topic].count
     raw_iter = ((t, raw) for _, _, t, raw in src.messages([img_choice.topic]))
@@ -421,20 +467,29 @@ def evaluate_bag(
         t1 = time.perf_counter()
         desc = enc.encode([img])[0]
         t2 = time.perf_counter()
-        stamp = stamp_ns / 1e9
-        pose = buffer.lookup(stamp, tol) if use_poses else None
-        counts["with_pose" if pose is not None else "without_pose"] += 1
-        try:
-            res = det.process(desc, stamp, pose)
-        except ValueError as exc:
-            counts["rejected"] += 1
-            log(f"warning: frame at {stamp_ns} rejected by the detector: {exc}")
-            continue
+        # The same pipeline as place_map; offline every pose is known, so nothing waits.
+        recs = pipe.push_descriptor(desc, stamp_ns / 1e9, enc.model_id, arrived=t2, image=img)
+        recs += pipe.flush(t2, force=True)
         t3 = time.perf_counter()
+        if not recs:
+            continue
+        rec = recs[-1]
+        for note in rec.notes:
+            log(f"note: frame at {stamp_ns}: {note}")
+        if rec.status == REJECTED:
+            counts["rejected"] += 1
+            log(f"warning: frame at {stamp_ns} rejected: {rec.reason}")
+            continue
+        res, pose = rec.result, rec.pose
+        assert res is not None
+        counts["with_pose" if pose is not None else "without_pose"] += 1
         frame_stamps.append(stamp_ns)
         lat["decode"].append((t1 - t0) * 1e3)
         lat["encode"].append((t2 - t1) * 1e3)
-        lat["detect"].append((t3 - t2) * 1e3)
+        lat["detect"].append(rec.detect_ms)
+        lat["features"].append(rec.features_ms)
+        if rec.verification is not None and rec.verification.result is not None:
+            lat["verification"].append(rec.verify_ms)
         lat["total"].append((t3 - t0) * 1e3)
         if res.is_keyframe and res.place_id is not None:
             kf_stamps.append(stamp_ns)
@@ -489,6 +544,7 @@ def evaluate_bag(
         "decisions": len(decisions),
         **scores,
         "latency_ms": {k: latency_percentiles(v) for k, v in lat.items()},
+        "verification": dict(pipe.verifier.counts) if pipe.verifier is not None else "off",
         "damaged": [d.__dict__ for d in damages],
         "recovered_by_streaming": src.recovered,
         "wall_s": time.perf_counter() - t_start,

@@ -1,6 +1,6 @@
 """``lavpr bag replay``: play a bag into the real node graph over DDS, record and score its outputs.
 
-The graph is started with ``lavpr launch`` (as tools/online_run.running_graph does; skip with
+The graph is started with ``lavpr launch`` (as graph/online_run.running_graph does; skip with
 ``--no-launch``) on a derived parameter file: vpr_encoder subscribes to the bag's image kind
 (raw or compressed), place_map takes the bag's pose kind (odom / pose / none), and when replaying
 faster than real time vpr_encoder keeps every frame (``max_frame_age_s: 0``, its age check runs on
@@ -230,7 +230,7 @@ def replay_bag(
     out_dir: str | Path,
     image_topic: str | None = None,
     pose_topic: str | None = None,
-    encoder: str = "patchnorm",
+    encoder: str | None = None,
     config_file: str | Path | None = None,
     rate_factor: float = 1.0,
     clock: bool = False,
@@ -244,15 +244,27 @@ def replay_bag(
     progress: bool = True,
     log: Any = print,
     on_closure: Any = None,
+    prior_map: str | Path | None = None,
+    plots: bool = False,
+    pose_graph: Any = None,
 ) -> dict[str, Any]:
     """Replay ``bag`` into the graph and score it; ``on_closure(msg)`` sees each LoopClosure
-    as it is published."""
+    as it is published. ``prior_map``: a saved map place_map starts from (multi-session): a
+    closure to one of its places is scored by the pose saved with that place (same frame as the
+    bag's ground truth assumed); the offline run, which has no prior map, is skipped. ``plots``:
+    the PR curve, trajectory and match PNGs of ``bag eval`` for each run, in out_dir/online and
+    out_dir/offline. ``pose_graph`` (a bags.pose_graph_eval.DriftModel): the odometry is
+    replayed drifted, the pose_graph node runs too, and its optimised keyframe path is scored
+    against the bag's own poses (report["pose_graph"])."""
     from tqdm import tqdm
 
+    from lavpr_ros.bags.evaluate import config_encoder
     from lavpr_ros.core.metrics import latency_percentiles
+
+    encoder = encoder or config_encoder(config_file)
     from lavpr_ros.graph.description import default_config_file
+    from lavpr_ros.graph.online_run import derived_config, env_for_run, running_graph
     from lavpr_ros.graph.processes import ProcessGroup
-    from lavpr_ros.tools.online_run import derived_config, env_for_run, running_graph
 
     if rate_factor <= 0:
         raise ValueError("--rate-factor must be > 0")
@@ -283,6 +295,26 @@ def replay_bag(
     }
     if rate_factor > 1.0:
         overrides["vpr_encoder"]["max_frame_age_s"] = 0.0
+    # The parameter file states the encoder that runs (the launch argument sets the same).
+    overrides["vpr_encoder"]["encoder"] = encoder
+    prior = None
+    if prior_map:
+        from lavpr_ros.core.place_map import PlaceMap
+
+        prior = PlaceMap.load(prior_map)  # verified before anything starts
+        overrides["place_map"].update(
+            map_path=str(Path(prior_map).resolve()), load_on_start=True, save_on_shutdown=False
+        )
+        if offline:
+            log("prior map given: no offline run (the offline pipeline starts from no map)")
+            offline = False
+    if pose_graph is not None:
+        if pose_type is None:
+            raise ValueError(f"{bag} has no odometry/pose topic: nothing for the pose graph")
+        overrides["pose_graph"] = {
+            "pose_source": overrides["place_map"]["pose_source"],
+            "reliable_input": True,
+        }
     params = derived_config(
         config_file or default_config_file(), overrides, out_dir / "params.yaml"
     )
@@ -310,6 +342,18 @@ def replay_bag(
     group = ProcessGroup(env=env, echo=verbose) if launch else None
     node = ReplayNode(img.msgtype, pose_type, clock, record_descriptors, on_closure)
     published = {"images": 0, "poses": 0}
+    drifted: dict[int, np.ndarray] = {}
+    graph_paths: list[Any] = []
+    if pose_graph is not None:
+        from .pose_graph_eval import drift, latched_qos
+
+        p_stamps, p_list, _, _, _ = load_poses(src, pose)
+        drifted = dict(zip(p_stamps, drift(np.array(p_list), pose_graph), strict=True))
+        from nav_msgs.msg import Path as PathMsg
+
+        node.node.create_subscription(
+            PathMsg, "pose_graph/keyframe_path", graph_paths.append, latched_qos()
+        )
     t_play = 0.0
     try:
         ctx = (
@@ -318,6 +362,7 @@ def replay_bag(
                 {
                     "image_model": encoder,
                     "start_text_nav": "false",
+                    "start_pose_graph": "true" if pose_graph is not None else "false",
                     "config_file": str(params),
                     "use_sim_time": "true" if clock else "false",
                 },
@@ -344,7 +389,9 @@ def replay_bag(
                     bar.update(1)
                 else:
                     assert node.pub_pose is not None
-                    node.pub_pose.publish(raw)
+                    node.pub_pose.publish(
+                        _drifted_pose(raw, pose_type, drifted) if drifted else raw
+                    )
                     published["poses"] += 1
             bar.close()
             t_play = time.monotonic() - t0_wall
@@ -373,9 +420,11 @@ def replay_bag(
         ps, pl, _, _, buffer = load_poses(src, pose)
         gt = build_ground_truth(bag, pose, ps, pl, gt_file, gt_radius, tol)
         kf = keyframe_stamps(src, img.topic, config, buffer, tol, pose_type is not None)
+    if prior is not None and gt is not None:
+        gt = with_places(gt, prior)
     positives = positives_per_keyframe(kf, gt, config) if gt else None
     sequences = config.sequence_length > 1
-    online, _ = score_decisions(decisions, gt, positives, sequences, with_candidates=False)
+    online, curve = score_decisions(decisions, gt, positives, sequences, with_candidates=False)
     if not with_rejected:  # a graph without publish_candidates: accepted closures only
         online["auc_pr"] = None
         online["pr_note"] = "online: accepted closures only; compare auc_pr_accepted_only"
@@ -397,11 +446,86 @@ def replay_bag(
         result_bag=str(result_bag),
         damaged=[damage.__dict__] if damage else [],
     )
+    if prior is not None:
+        old = _place_stamps(prior)
+        online.update(
+            prior_map=str(prior_map),
+            prior_map_places=len(prior),
+            closures_to_prior_map=sum(
+                1 for d in decisions if d.accepted and d.match_stamp_ns in old
+            ),
+        )
+    encoder_ran = enc_diag.get("model_id") or enc_diag.get("encoder") or encoder
+    online["encoder"] = encoder_ran
     report: dict[str, Any] = {"bag": str(bag), "params": str(params), "online": online}
+    if pose_graph is not None:
+        from .pose_graph_eval import score_online_path
+
+        report["pose_graph"] = score_online_path(
+            graph_paths[-1] if graph_paths else None, src, pose, drifted, out_dir
+        )
     if off is not None:
         report["offline"] = off.metrics
         report["difference"] = {k: _diff(online.get(k), off.metrics.get(k)) for k in COMPARED}
+    if plots:
+        from .report import write_offline_report
+
+        on_res = OfflineResult(
+            online,
+            decisions,
+            curve,
+            kf,
+            gt,
+            img.topic,
+            img.msgtype,
+            src,
+            off.frame_stamps_ns if off is not None else list(kf),
+        )
+        outputs = write_offline_report(on_res, out_dir / "online", f"bag replay: {bag.name}")
+        if off is not None:
+            write_offline_report(off, out_dir / "offline", f"bag replay: {bag.name} (offline)")
+        report["outputs"] = {k: str(v) for k, v in outputs.items()}
     return report
+
+
+def _place_stamps(m: Any) -> set[int]:
+    return {round(float(t) * 1e9) for t in m.stamps}
+
+
+def with_places(gt: Any, m: Any) -> Any:
+    """The ground truth plus the positions saved with a prior map's places (at their stamps),
+    so closures to a previous session's places are scored by where those places were."""
+    import dataclasses
+
+    stamps, xyz = [], []
+    for p in m.places:
+        if p.pose is not None:
+            stamps.append(round(p.stamp * 1e9))
+            xyz.append(p.pose[:3])
+    if not stamps:
+        return gt
+    all_s = np.concatenate([gt.stamps, np.asarray(stamps, dtype=np.int64)])
+    all_x = np.concatenate([gt.xyz, np.asarray(xyz, dtype=np.float64)])
+    order = np.argsort(all_s, kind="stable")
+    return dataclasses.replace(gt, stamps=all_s[order], xyz=all_x[order])
+
+
+def _drifted_pose(raw: bytes, pose_type: str, drifted: dict[int, np.ndarray]) -> Any:
+    """The bag's pose message with its pose replaced by the drifted one (same stamp)."""
+    from rclpy.serialization import deserialize_message
+
+    from lavpr_ros.nodes.convert import array_to_pose
+
+    msg = deserialize_message(bytes(raw), _msg_class(pose_type))
+    stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+    p = drifted.get(stamp)
+    if p is None:
+        return msg
+    if pose_type.endswith("Odometry"):
+        msg.pose.pose = array_to_pose(p)
+    else:
+        msg.pose = array_to_pose(p)
+    return msg
 
 
 def _int(v: Any) -> int | None:
@@ -440,6 +564,9 @@ def replay_command(args: argparse.Namespace) -> int:
         offline=not args.no_offline,
         verbose=args.verbose,
         progress=not args.quiet,
+        prior_map=args.prior_map,
+        plots=True,
+        pose_graph=_drift_model(args),
     )
     cols = {"online (DDS graph)": report["online"]}
     if "offline" in report:
@@ -456,4 +583,23 @@ def replay_command(args: argparse.Namespace) -> int:
         f"place_map keyframes {o['place_map_keyframes']}"
     )
     print(f"result bag: {o['result_bag']}; report: {out / 'metrics.json'} {out / 'report.md'}")
+    pngs = [p for p in report.get("outputs", {}).values() if p.endswith(".png")]
+    print("plots: " + "  ".join(pngs + [str(p) for p in sorted((out / "offline").glob("*.png"))]))
+    pg = report.get("pose_graph")
+    if pg:
+        for name in ("drifted", "pose_graph"):
+            m = pg[name]
+            print(
+                f"pose graph online: {name:10s} ATE rmse {m['ate_rmse_m']:.2f} m median "
+                f"{m['ate_median_m']:.2f} m, RPE rmse {m['rpe_rmse_m']:.3f} m"
+            )
+        print(f"pose graph online: {pg['keyframes']} keyframes; plots in {out}")
     return 0
+
+
+def _drift_model(args: argparse.Namespace) -> Any:
+    if not getattr(args, "pose_graph", False):
+        return None
+    from .pose_graph_eval import DriftModel
+
+    return DriftModel(args.scale_error, args.heading_rw, args.seed)

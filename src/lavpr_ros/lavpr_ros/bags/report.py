@@ -213,12 +213,20 @@ def print_table(columns: dict[str, dict[str, Any]], title: str) -> None:
     keys = [k for k in MAIN_KEYS if any(k in m for m in columns.values())]
     for k in keys:
         table.add_row(k, *(_fmt(m.get(k)) for m in columns.values()))
+    for label, vals in latency_rows(columns):
+        table.add_row(label, *(_fmt(v) for v in vals))
+    Console(stderr=False).print(table)
+
+
+def latency_rows(columns: dict[str, dict[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """(label with its unit, one value per run) for each latency percentile some run has."""
+    rows = []
     for part in ("total", "encode", "detect", "decision"):
         for q in ("p50", "p95"):
             vals = [(m.get("latency_ms") or {}).get(part, {}).get(q) for m in columns.values()]
             if any(v is not None for v in vals):
-                table.add_row(f"latency {part} {q} [ms]", *(_fmt(v) for v in vals))
-    Console(stderr=False).print(table)
+                rows.append((f"latency {part} {q} [ms]", vals))
+    return rows
 
 
 def markdown_table(columns: dict[str, dict[str, Any]]) -> str:
@@ -227,4 +235,6 @@ def markdown_table(columns: dict[str, dict[str, Any]]) -> str:
     for k in MAIN_KEYS:
         if any(k in m for m in columns.values()):
             lines.append(f"| {k} | " + " | ".join(_fmt(columns[n].get(k)) for n in names) + " |")
+    for label, vals in latency_rows(columns):
+        lines.append(f"| {label} | " + " | ".join(_fmt(v) for v in vals) + " |")
     return "\n".join(lines) + "\n"

@@ -2,7 +2,7 @@
 
 Frames come from
 - a dataset of ``$LAVPR_DATA`` (``nordland``: summer then winter; ``corridor``: ref then query),
-  with the simulated route poses of :mod:`lavpr_ros.tools.sequences`, exactly as the
+  with the simulated route poses of :mod:`lavpr_ros.core.sequences`, exactly as the
   sequence_player publishes them (same stamps with ``--rate 1``, same poses), or
 - folders of images (``--images DIR``, repeatable: traverses one after the other) with an optional
   CSV of poses or GPS, or ``--aligned`` (folders frame-aligned: frame i is the same place in each,
@@ -68,7 +68,7 @@ def dataset_bag_frames(
 ) -> list[BagFrame]:
     """Frames of a ``$LAVPR_DATA`` dataset, posed and stamped like the sequence_player."""
     from lavpr_ros.core.data_location import dataset_dir
-    from lavpr_ros.tools.sequences import DATASET_TRAVERSES, dataset_frames, route_pose
+    from lavpr_ros.core.sequences import DATASET_TRAVERSES, dataset_frames, route_pose
 
     travs = traverses or DATASET_TRAVERSES[dataset]
     root = dataset_dir(dataset)
@@ -193,7 +193,7 @@ def folder_bag_frames(
     spacing_m: float = 2.0,
     start_stamp: float = 1000.0,
 ) -> list[BagFrame]:
-    from lavpr_ros.tools.sequences import list_images, route_pose
+    from lavpr_ros.core.sequences import list_images, route_pose
 
     if poses_csv is not None and aligned:
         raise ValueError("give either a poses CSV or --aligned, not both")
@@ -373,3 +373,19 @@ def write_sidecar(
     }
     path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     return path
+
+
+def default_gt_radius(dataset: str | None, spacing_m: float) -> float:
+    """The radius that reproduces a dataset's own ground truth on the simulated route: places
+    are ``spacing_m`` apart, so a tolerance of +-k frames is a radius of (k + 0.25) * spacing.
+    Corridor's ground_truth.json gives k (its positives are +-2 frames); other data +-1 frame
+    (Nordland's usual tolerance)."""
+    if dataset == "corridor":
+        import json
+
+        from lavpr_ros.core.data_location import dataset_dir
+
+        gt = json.loads((dataset_dir("corridor") / "ground_truth.json").read_text())
+        k = max(abs(j - int(row["query"])) for row in gt for j in row["positives"])
+        return (k + 0.25) * spacing_m
+    return 1.5 * spacing_m

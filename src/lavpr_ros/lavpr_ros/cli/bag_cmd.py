@@ -15,6 +15,7 @@ from pathlib import Path
 def _from_images(args: argparse.Namespace) -> int:
     from lavpr_ros.bags.writer import (
         dataset_bag_frames,
+        default_gt_radius,
         folder_bag_frames,
         write_bag,
         write_sidecar,
@@ -47,7 +48,7 @@ def _from_images(args: argparse.Namespace) -> int:
         raise ValueError("give --dataset NAME or --images DIR (repeatable)")
     name = args.dataset or Path(args.images[0]).name
     out = Path(args.out or f"results/bags/{name}_{args.start}_{len(frames)}")
-    radius = args.gt_radius if args.gt_radius > 0 else 1.5 * args.spacing
+    radius = args.gt_radius if args.gt_radius > 0 else default_gt_radius(args.dataset, args.spacing)
     write_bag(
         frames,
         out,
@@ -71,7 +72,7 @@ def _from_images(args: argparse.Namespace) -> int:
             "count": count,
             "rate_hz": args.rate,
             "spacing_m": args.spacing if aligned else None,
-            "poses": "simulated route (tools/sequences.route_pose)"
+            "poses": "simulated route (core/sequences.route_pose)"
             if aligned
             else (str(args.poses) if args.poses else None),
         },
@@ -130,7 +131,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("bag", help="rosbag2 directory, or a .mcap / .db3 file")
     p.add_argument("--image-topic", help="image topic (default: auto-detected)")
     p.add_argument("--pose-topic", help="Odometry/PoseStamped topic (default: auto-detected)")
-    p.add_argument("--encoder", default="patchnorm", help="image encoder spec (as vpr_encoder)")
+    p.add_argument(
+        "--encoder",
+        default=None,
+        help="image encoder spec (as vpr_encoder; default: vpr_encoder's encoder in the config)",
+    )
     p.add_argument("--config", help="parameter YAML (place_map section; default config/lavpr.yaml)")
     p.add_argument(
         "--gt-radius",
@@ -181,14 +186,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--start-stamp", type=float, default=1000.0, help="first stamp [s]")
     p.add_argument("--spacing", type=float, default=2.0, help="route spacing of places [m]")
-    p.add_argument("--gt-radius", type=float, default=0.0, help="radius [m] (0: 1.5 x spacing)")
+    p.add_argument(
+        "--gt-radius",
+        type=float,
+        default=0.0,
+        help="radius [m] within which a closure is correct (0: the dataset's own tolerance - "
+        "corridor: its ground_truth.json, +-2 frames; else 1.5 x spacing)",
+    )
     p.add_argument("--compressed", action="store_true", help="CompressedImage instead of Image")
-    p.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    p.add_argument(
+        "--storage", choices=["mcap", "sqlite3"], default="mcap", help="rosbag2 storage format"
+    )
     p.add_argument("--image-topic", help="default /camera/image_raw[/compressed]")
-    p.add_argument("--pose-topic", default="/odom")
+    p.add_argument("--pose-topic", default="/odom", help="odometry topic written")
     p.add_argument("--out", help="bag path (default results/bags/<name>_<start>_<n>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bag")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_from_images)
 
     p = bsub.add_parser(
@@ -214,5 +227,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--settle", type=float, default=3.0, help="seconds without new output before stopping"
     )
     p.add_argument("--out", help="report folder (default results/bag-replay-<bagname>)")
+    p.add_argument(
+        "--prior-map",
+        help="saved map place_map starts from (multi-session): closures to its places are scored "
+        "by their saved poses (same frame as the bag's ground truth); no offline run",
+    )
     p.add_argument("--verbose", action="store_true", help="echo the nodes' output")
+    p.add_argument(
+        "--pose-graph",
+        action="store_true",
+        help="replay the odometry drifted, run pose_graph, score its keyframes (ATE/RPE, evo)",
+    )
+    p.add_argument("--scale-error", type=float, default=0.03, help="odometry scale error")
+    p.add_argument(
+        "--heading-rw", type=float, default=0.003, help="heading random walk [rad/sqrt(m)]"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the drift")
     p.set_defaults(func=_replay)

@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
         help="make blurred / rain / fog / snow / dark copies of an image folder",
         description=__doc__,
     )
-    p.add_argument("--kind", required=True, choices=KINDS)
+    p.add_argument("--kind", required=True, choices=KINDS, help="degradation applied")
     p.add_argument(
         "--severity", type=int, default=3, choices=range(1, MAX_SEVERITY + 1), help="1..5"
     )

@@ -35,7 +35,7 @@ def _ensure_bag(args: argparse.Namespace, console: Any) -> Path:
             "count": args.count,
             "rate_hz": 1.0,
             "spacing_m": args.spacing,
-            "poses": "simulated route (tools/sequences.route_pose)",
+            "poses": "simulated route (core/sequences.route_pose)",
         },
     )
     return bag
@@ -47,6 +47,7 @@ def _demo(args: argparse.Namespace) -> int:
     from lavpr_ros.bags.evaluate import evaluate_bag
     from lavpr_ros.bags.replay import replay_bag
     from lavpr_ros.bags.report import markdown_table, print_table, write_json, write_offline_report
+    from lavpr_ros.core.loop_closure import query_label
 
     console = Console()
     out = Path(args.out)
@@ -57,11 +58,16 @@ def _demo(args: argparse.Namespace) -> int:
         q, m = msg.query_pose.position, msg.match_pose.position
         dist = math.dist((q.x, q.y), (m.x, m.y))
         verdict = "[green]correct[/]" if dist <= radius else "[red]false[/]"
+        check = f"verified {msg.inliers} inl." if msg.verified else "not verified"
         console.print(
-            f"  loop closure {msg.query_id:5d} -> {msg.match_id:5d}  score {msg.score:.3f}  "
-            f"conf {msg.confidence:.3f}  {verdict} ({dist:.1f} m)"
+            f"  loop closure {query_label(msg.query_id):>12s} -> place {msg.match_id:<5d} "
+            f"score {msg.score:.3f}  "
+            f"conf {msg.confidence:.3f}  {check}  {verdict} ({dist:.1f} m)"
         )
 
+    from lavpr_ros.bags.evaluate import config_encoder
+
+    args.encoder = args.encoder or config_encoder(None)  # the default config's encoder
     console.print(
         f"[bold]lavpr demo[/]: launching vpr_encoder + place_map (encoder {args.encoder}) and "
         f"replaying {bag.name} at x{args.rate_factor:g} ..."
@@ -104,7 +110,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="replay a real recorded sequence (a rosbag2 bag) through the node graph and score it",
         description=__doc__,
     )
-    p.add_argument("--dataset", choices=["nordland", "corridor"], default="nordland")
+    p.add_argument(
+        "--dataset", choices=["nordland", "corridor"], default="nordland", help="dataset replayed"
+    )
     p.add_argument("--start", type=int, default=1000, help="first frame of the segment")
     p.add_argument("--count", type=int, default=300, help="frames per traverse")
     p.add_argument("--spacing", type=float, default=2.0, help="route spacing of places [m]")
@@ -115,7 +123,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=15.0,
         help="replay speed (the bag has 1 frame per second of recorded time)",
     )
-    p.add_argument("--encoder", default="patchnorm", help="image encoder spec")
+    p.add_argument(
+        "--encoder",
+        default=None,
+        help="image encoder spec (default: vpr_encoder's encoder in config/lavpr.yaml)",
+    )
     p.add_argument("--out", default="results/demo", help="report folder")
     p.add_argument("--verbose", action="store_true", help="echo the nodes' output")
     p.set_defaults(func=_demo)

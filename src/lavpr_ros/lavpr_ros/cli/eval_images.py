@@ -79,7 +79,8 @@ def evaluate_descriptors(
     """
     from tqdm import tqdm
 
-    from ..core.loop_closure import LoopClosureConfig, LoopClosureDetector
+    from ..core.frame_pipeline import FramePipeline, PipelineOptions
+    from ..core.loop_closure import LoopClosureConfig
     from ..core.place_map import PlaceMap
 
     pm = PlaceMap(ref.shape[1], model_id)
@@ -95,14 +96,20 @@ def evaluate_descriptors(
         keyframe_max_interval_s=0.0,
         **sequence_options,
     )
-    det = LoopClosureDetector(pm, config)
+    options = PipelineOptions(use_poses=False, max_clock_skew_s=0.0, expected_model_id=model_id)
+    pipe = FramePipeline(config, options, place_map=pm)
     ranked = np.full((len(query), min(max(KS), len(ref))), -1, dtype=np.int64)
     seq_best = np.zeros(len(query), dtype=np.int64)
     single_score = np.zeros(len(query))
     seq_conf = np.zeros(len(query))
     latencies = []
     for i in tqdm(range(len(query)), desc="match", unit="q", disable=quiet, file=sys.stderr):
-        res = det.process(query[i], float(i))
+        # Stamps 1, 2, ... (0 means "unset" to the pipeline); localisation excludes nothing.
+        recs = pipe.push_descriptor(query[i], float(i + 1), model_id, arrived=float(i + 1))
+        recs += pipe.flush(float(i + 1), force=True)
+        if not recs or recs[-1].result is None:
+            raise ValueError(f"query {i} refused: {recs[-1].reason if recs else 'no result'}")
+        res = recs[-1].result
         assert res.decision is not None
         ids = [c[0] for c in res.candidates]
         ranked[i, : len(ids)] = ids
@@ -389,7 +396,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--fusion-model", help="fusion model manifest (kind fusion)")
     p.add_argument("--cross-modal-model", help="cross-modal text model manifest")
     p.add_argument("--query-range", help="A:B: evaluate queries A..B-1 only (held-out split)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="images per encoder call [images]")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out", type=Path, help="output folder (default results/eval-<dataset>)")

@@ -18,7 +18,35 @@ COMMAND_MODULES = [
     "map_cmd",
     "geo_cmd",
     "degrade_cmd",
+    "text_cmd",
+    "posegraph_cmd",
 ]
+
+
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, unless its help already states one or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            "default" in text.lower()
+            or action.default is None
+            or action.default is argparse.SUPPRESS
+            or isinstance(action.default, bool)
+            or action.required
+        ):
+            return text
+        return super()._get_help_string(action)
+
+
+def all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """This parser and every sub-command parser below it."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                found += all_parsers(child)
+    return found
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"lavpr_ros.cli.{name}")
         module.register(sub)
+    for p in all_parsers(parser):  # every --help shows defaults
+        p.formatter_class = DefaultsFormatter
     return parser
 
 

@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from .manifest import ModelManifest, load_manifest
+from .manifest import ModelError, ModelManifest
+from .onnx_model import as_manifest
 from .text_retrieval import MAX_QUERY_CHARS
 
 TARGET_KEY = "target_image_model"
 
 
-class CrossModalError(ValueError):
+class CrossModalError(ModelError, ValueError):
     """A cross-modal model that does not fit the map (or is not a cross-modal model)."""
 
 
@@ -52,7 +53,7 @@ class CrossModalRetriever:
         providers: Sequence[str] | None = None,
         encoder: Any = None,
     ) -> None:
-        m = manifest if isinstance(manifest, ModelManifest) else load_manifest(manifest)
+        m = as_manifest(manifest)
         self.target_model_id = target_image_model(m)
         if encoder is None:
             from .text_encoder import TextEncoder

@@ -16,18 +16,16 @@ from PIL import Image
 
 from .manifest import (
     MANIFEST_NAME,
+    ModelLoadError,
     ModelManifest,
+    ModelNotFoundError,
     load_manifest,
     manifest_file,
-    verify_checksum,
+    resolve_model_path,
 )
-from .providers import resolve_providers
+from .onnx_model import OnnxModel
 
 DEFAULT_BATCH = 32
-
-
-class ModelLoadError(RuntimeError):
-    """A model file that the runtime cannot load or whose graph does not match its manifest."""
 
 
 @runtime_checkable
@@ -74,21 +72,43 @@ def preprocess(images: Sequence[np.ndarray], manifest: ModelManifest) -> np.ndar
     """
     if manifest.input_size is None:
         raise ValueError(f"manifest of '{manifest.model_id}' has no input_size")
-    h, w = manifest.input_size
+    return preprocess_images(
+        images,
+        manifest.input_size,
+        manifest.mean,
+        manifest.std,
+        manifest.color_order,
+        manifest.input_layout,
+        manifest.interpolation,
+    )
+
+
+def preprocess_images(
+    images: Sequence[np.ndarray],
+    input_size: tuple[int, int],
+    mean: Sequence[float] = (0.485, 0.456, 0.406),
+    std: Sequence[float] = (0.229, 0.224, 0.225),
+    color_order: str = "RGB",
+    layout: str = "NCHW",
+    interpolation: str = "bilinear",
+) -> np.ndarray:
+    """The one preprocessing recipe (runtime and training export/training alike): RGB uint8 ->
+    Pillow resize to (h, w) (bilinear, or bicubic where the method was evaluated so) -> colour
+    order -> (x/255 - mean) / std -> layout."""
+    h, w = input_size
+    resample = Image.Resampling.BICUBIC if interpolation == "bicubic" else Image.Resampling.BILINEAR
     batch = np.empty((len(images), h, w, 3), dtype=np.float32)
     for i, img in enumerate(images):
         arr = _check_image(img, i)
         if arr.shape[:2] != (h, w):
-            arr = np.asarray(
-                Image.fromarray(arr).resize((w, h), resample=Image.Resampling.BILINEAR)
-            )
+            arr = np.asarray(Image.fromarray(arr).resize((w, h), resample=resample))
         batch[i] = arr
-    if manifest.color_order == "BGR":
+    if color_order == "BGR":
         batch = batch[..., ::-1]
-    mean = np.asarray(manifest.mean, dtype=np.float32) * 255.0
-    scale = 1.0 / (np.asarray(manifest.std, dtype=np.float32) * 255.0)
-    batch = (batch - mean) * scale
-    if manifest.input_layout == "NCHW":
+    m = np.asarray(mean, dtype=np.float32) * 255.0
+    scale = 1.0 / (np.asarray(std, dtype=np.float32) * 255.0)
+    batch = (batch - m) * scale
+    if layout == "NCHW":
         batch = batch.transpose(0, 3, 1, 2)
     return np.ascontiguousarray(batch, dtype=np.float32)
 
@@ -97,8 +117,10 @@ def _as_manifest(manifest: str | Path | ModelManifest) -> ModelManifest:
     return manifest if isinstance(manifest, ModelManifest) else load_manifest(manifest)
 
 
-class OnnxEncoder:
+class OnnxEncoder(OnnxModel):
     """An exported ONNX image model run by onnxruntime (TensorRT -> CUDA -> CPU by default)."""
+
+    kind = "image"
 
     def __init__(
         self,
@@ -109,44 +131,18 @@ class OnnxEncoder:
         intra_op_threads: int = 0,
         batch_size: int = DEFAULT_BATCH,
     ) -> None:
-        import onnxruntime as ort
-
-        self.manifest = _as_manifest(manifest)
-        m = self.manifest
-        if m.kind != "image":
-            raise ValueError(
-                f"model '{m.model_id}' has kind '{m.kind}'; OnnxEncoder runs image models only"
-            )
-        path = verify_checksum(m)  # refuse a model that is not the one the manifest describes
-        self.model_id = m.model_id
-        self.dim = m.output_dim
+        m = _as_manifest(manifest)
+        cache = Path(trt_cache_dir) if trt_cache_dir else m.model_path.parent / "trt_cache"
+        trt = {
+            "trt_fp16_enable": bool(trt_fp16),
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(cache),
+        }
+        super().__init__(
+            m, providers, intra_op_threads, provider_options={"TensorrtExecutionProvider": trt}
+        )
         self.batch_size = max(1, int(batch_size))
-
-        names = resolve_providers(providers, ort.get_available_providers())
-        provider_args: list[Any] = []
-        for name in names:
-            if name == "TensorrtExecutionProvider":
-                cache = Path(trt_cache_dir) if trt_cache_dir else path.parent / "trt_cache"
-                cache.mkdir(parents=True, exist_ok=True)
-                opts = {
-                    "trt_fp16_enable": bool(trt_fp16),
-                    "trt_engine_cache_enable": True,
-                    "trt_engine_cache_path": str(cache),
-                }
-                provider_args.append((name, opts))
-            else:
-                provider_args.append(name)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = max(0, int(intra_op_threads))
-        so.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(path), so, providers=provider_args)
-        except Exception as exc:  # onnxruntime raises its own pybind exception types
-            raise ModelLoadError(
-                f"cannot load ONNX model {path} ('{m.model_id}'): {type(exc).__name__}: {exc}"
-            ) from exc
-        self.provider: str = self.session.get_providers()[0]
-        self._check_graph(path)
+        self._check_graph(self.model_path)
 
     def _check_graph(self, path: Path) -> None:
         m = self.manifest
@@ -388,6 +384,7 @@ class TensorRTEncoder:
 
 SPEC_FORMS = (
     "'patchnorm' or 'patchnorm:WxH[:P]' (e.g. patchnorm:64x32:8)",
+    "'fuse:W1*SPEC1+W2*SPEC2' (weighted fusion of encoders, see core/fused_encoder.py)",
     "a model manifest .yaml, or a directory holding manifest.yaml (ONNX via onnxruntime)",
     "an .onnx file with manifest.yaml next to it",
     "a TensorRT .engine/.plan file with manifest.yaml next to it",
@@ -415,11 +412,18 @@ def _parse_patchnorm(spec: str) -> dict[str, int]:
 def create_encoder(spec: str, **kwargs: Any) -> Encoder:
     """Build an encoder from a short spec string (see ``SPEC_FORMS``); kwargs go to its class."""
     text = str(spec).strip()
+    if text.lower().startswith("fuse:"):
+        from .fused_encoder import FusedEncoder
+
+        return FusedEncoder(text, lambda part: create_encoder(part, **kwargs))
     if text.lower() == "patchnorm" or text.lower().startswith("patchnorm:"):
         from .patchnorm import PatchNormEncoder  # lazy: keeps this module import light
 
         return PatchNormEncoder(**_parse_patchnorm(text), **kwargs)
-    path = Path(text).expanduser()
+    try:
+        path = resolve_model_path(text)
+    except ModelNotFoundError as exc:
+        raise ModelNotFoundError(f"{exc}. Encoder specs: " + "; ".join(SPEC_FORMS)) from None
     suffix = path.suffix.lower()
     if suffix in (".engine", ".plan"):
         if not path.is_file():

@@ -23,15 +23,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .manifest import ModelManifest, load_manifest, verify_checksum
-from .providers import resolve_providers
+from .manifest import ModelError, ModelKindError, ModelManifest
+from .onnx_model import OnnxModel, as_manifest
 
 MODES = ("dynamic", "fixed", "concat")
 WEIGHTED = ("dynamic", "fixed")
 
 
-class FusionModelError(ValueError):
+class FusionModelError(ModelError, ValueError):
     """A fusion model whose graph or manifest does not fit what it is used with."""
+
+
+class FusionKindError(FusionModelError, ModelKindError):
+    """A model of another kind given as the fusion model."""
 
 
 @dataclass(frozen=True)
@@ -68,19 +72,19 @@ def fuse_weighted(
     return np.where(has_text, fused, image_sim).astype(np.float32)
 
 
-class FusionModel:
+class FusionModel(OnnxModel):
     """An exported fusion model (``kind: fusion``) on onnxruntime's CPU provider."""
+
+    kind = "fusion"
+    default_providers = ("CPUExecutionProvider",)
+    kind_error = FusionKindError
 
     def __init__(
         self, manifest: str | Path | ModelManifest, providers: Sequence[str] | None = None
     ) -> None:
-        import onnxruntime as ort
-
-        m = manifest if isinstance(manifest, ModelManifest) else load_manifest(manifest)
-        if m.kind != "fusion":
-            raise FusionModelError(f"model '{m.model_id}' has kind '{m.kind}', not 'fusion'")
-        self.manifest = m
-        self.model_id = m.model_id
+        m = as_manifest(manifest)
+        if m.kind != self.kind:
+            raise self.kind_error(f"model '{m.model_id}' has kind '{m.kind}', not 'fusion'")
         self.mode = str(m.extra.get("mode", ""))
         if self.mode not in MODES:
             raise FusionModelError(
@@ -93,17 +97,8 @@ class FusionModel:
             raise FusionModelError(f"{m.model_id}: extra needs image_dim and text_dim") from exc
         self.image_model_id = str(m.extra.get("image_model_id", ""))
         self.text_model_id = str(m.extra.get("text_model_id", ""))
-        path = verify_checksum(m)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        so.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            str(path),
-            so,
-            providers=resolve_providers(
-                providers, ort.get_available_providers(), default=("CPUExecutionProvider",)
-            ),
-        )
+        super().__init__(m, providers, intra_op_threads=1)
+        path = self.model_path
         inputs = {i.name for i in self.session.get_inputs()}
         outputs = {o.name for o in self.session.get_outputs()}
         if inputs != {"image", "text"}:

@@ -20,6 +20,10 @@ _CHANNELS = {"rgb8": 3, "bgr8": 3, "mono8": 1, "rgba8": 4, "bgra8": 4}
 # Far above any camera; guards against garbage headers allocating gigabytes.
 MAX_SIDE = 32768
 MAX_PIXELS = 1 << 28
+# Default pixel limit of the nodes (parameter max_image_pixels): above an 8K camera (33 MP)
+# but far below Pillow's decompression-bomb limit (~179 MP), so a small PNG that declares
+# 13000x13000 is refused from its header, before a gigabyte is allocated.
+DEFAULT_MAX_PIXELS = 40_000_000
 
 
 _DECODE_ERRORS = (
@@ -35,9 +39,14 @@ class ImageFormatError(ValueError):
     """An image payload that cannot be turned into an RGB array (bad header, bytes or encoding)."""
 
 
-def _check_size(height: int, width: int) -> None:
+def _check_size(height: int, width: int, max_pixels: int | None = None) -> None:
     if height <= 0 or width <= 0:
         raise ImageFormatError(f"image has empty size {width}x{height} (width x height)")
+    if max_pixels is not None and max_pixels > 0 and height * width > max_pixels:
+        raise ImageFormatError(
+            f"image of {width}x{height} = {height * width} pixels is above the limit of "
+            f"{max_pixels} pixels (parameter max_image_pixels): refused before decoding"
+        )
     if height > MAX_SIDE or width > MAX_SIDE or height * width > MAX_PIXELS:
         raise ImageFormatError(
             f"image size {width}x{height} is implausible (limit {MAX_SIDE} per side, "
@@ -51,6 +60,7 @@ def image_from_raw(
     width: int,
     encoding: str,
     step: int,
+    max_pixels: int | None = None,
 ) -> np.ndarray:
     """Convert a ``sensor_msgs/Image`` payload to HxWx3 RGB uint8, honouring row padding."""
     enc = encoding.lower()
@@ -59,7 +69,7 @@ def image_from_raw(
             f"unsupported image encoding '{encoding}'; supported: {', '.join(SUPPORTED_ENCODINGS)}"
         )
     height, width, step = int(height), int(width), int(step)
-    _check_size(height, width)
+    _check_size(height, width, max_pixels)
     channels = _CHANNELS[enc]
     row_bytes = width * channels
     if step < row_bytes:
@@ -101,7 +111,7 @@ def _pil_to_rgb(img: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
 
 
-def image_from_compressed(data: bytes, fmt: str = "") -> np.ndarray:
+def image_from_compressed(data: bytes, fmt: str = "", max_pixels: int | None = None) -> np.ndarray:
     """Decode a ``sensor_msgs/CompressedImage`` (JPEG/PNG) payload to HxWx3 RGB uint8.
 
     ``fmt`` is the message's format string; it is only used in error messages because the
@@ -114,7 +124,7 @@ def image_from_compressed(data: bytes, fmt: str = "") -> np.ndarray:
     try:
         with Image.open(io.BytesIO(raw)) as img:
             w, h = img.size
-            _check_size(h, w)  # before decoding, so a bogus header cannot allocate gigabytes
+            _check_size(h, w, max_pixels)  # before decoding: a header cannot allocate gigabytes
             img.load()
             return _pil_to_rgb(img)
     except ImageFormatError:

@@ -24,6 +24,14 @@ from .sequence_shortlist import ShortlistSequenceMatcher
 MODES = ("slam", "localisation")
 SEQUENCE_SEARCHES = ("full", "shortlist", "auto")
 
+# LoopClosure.query_id (uint64) of a query that was not added as a place (localisation).
+NO_PLACE_ID = 2**64 - 1
+
+
+def query_label(query_id: int) -> str:
+    """How logs name a closure's query: 'place N', or 'localisation' without a place id."""
+    return "localisation" if int(query_id) == NO_PLACE_ID else f"place {int(query_id)}"
+
 
 def _check_stamp(stamp: float) -> float:
     s = float(stamp)
@@ -264,15 +272,20 @@ class LoopClosureDetector:
         return d
 
     def _eligible(self, stamp: float) -> int:
-        """Number of leading map places that may be matched (recent ones excluded in SLAM)."""
+        """Number of leading map places that may be matched (recent ones excluded in SLAM).
+
+        Temporal exclusion applies within the current mapping session only: the places of a
+        loaded map (earlier sessions, ids below ``session_start``) are always eligible, even when
+        their stamps overlap this session's (a bag replayed onto the map it built)."""
         n = len(self.place_map)
         if self.config.mode == "localisation" or n == 0:
             return n
+        start = min(self.place_map.session_start, n)
         cutoff = n - self.config.exclude_recent_n
-        too_recent = self.place_map.stamps > stamp - self.config.exclude_recent_s
+        too_recent = self.place_map.stamps[start:] > stamp - self.config.exclude_recent_s
         if too_recent.any():
-            cutoff = min(cutoff, int(np.argmax(too_recent)))
-        return max(0, cutoff)
+            cutoff = min(cutoff, start + int(np.argmax(too_recent)))
+        return max(start, cutoff)
 
     def process(
         self, descriptor: np.ndarray, stamp: float, pose: np.ndarray | None = None

@@ -22,14 +22,33 @@ MANIFEST_NAME = "manifest.yaml"
 KINDS = ("image", "text", "sequence", "pose_text", "fusion")
 COLOR_ORDERS = ("RGB", "BGR")
 LAYOUTS = ("NCHW", "NHWC")
+# How images are resized to input_size (Pillow filters; the published VPR models differ).
+INTERPOLATIONS = ("bilinear", "bicubic")
 
 
-class ManifestError(ValueError):
+class ModelError(Exception):
+    """Root of every model problem (catch this to handle any of them); each subclass also
+    derives from the builtin error callers caught before (ValueError, FileNotFoundError, ...)."""
+
+
+class ManifestError(ModelError, ValueError):
     """A manifest that is missing, unreadable or fails validation (names the key and file)."""
 
 
 class ModelChecksumError(ManifestError):
     """The model file's sha256 differs from the one recorded in its manifest."""
+
+
+class ModelNotFoundError(ModelError, FileNotFoundError):
+    """A model path that exists nowhere the runtime looks (names the places and what is there)."""
+
+
+class ModelKindError(ModelError, ValueError):
+    """A model of another kind than the wrapper runs (e.g. a text model given as the encoder)."""
+
+
+class ModelLoadError(ModelError, RuntimeError):
+    """onnxruntime/TensorRT cannot load the model, or its graph does not fit its manifest."""
 
 
 @dataclass
@@ -49,6 +68,7 @@ class ModelManifest:
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     input_layout: str = "NCHW"
+    interpolation: str = "bilinear"
     tokenizer: str | None = None
     max_length: int | None = None
     normalize: bool = True
@@ -59,15 +79,15 @@ class ModelManifest:
 
     @property
     def model_path(self) -> Path:
-        """Absolute path of the model file."""
-        return (Path(self.directory) / self.file).resolve()
+        """Absolute path of the model file (always inside the manifest's folder)."""
+        return _inside(Path(self.directory), self.file, "file")
 
     @property
     def tokenizer_path(self) -> Path | None:
         """Absolute path of the tokenizer file for text models, else None."""
         if not self.tokenizer:
             return None
-        return (Path(self.directory) / self.tokenizer).resolve()
+        return _inside(Path(self.directory), self.tokenizer, "tokenizer")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML-ready mapping (no ``directory``, tuples as lists, None values dropped)."""
@@ -201,6 +221,7 @@ def manifest_from_dict(raw: Any, path: str | Path, directory: str | Path) -> Mod
         mean=_triple(raw, "mean", p, (0.485, 0.456, 0.406)),
         std=_triple(raw, "std", p, (0.229, 0.224, 0.225)),
         input_layout=_choice(raw, "input_layout", p, LAYOUTS, "NCHW"),
+        interpolation=_choice(raw, "interpolation", p, INTERPOLATIONS, "bilinear"),
         tokenizer=_opt_str(raw, "tokenizer", p, None),
         max_length=max_length,
         normalize=normalize,
@@ -211,6 +232,72 @@ def manifest_from_dict(raw: Any, path: str | Path, directory: str | Path) -> Mod
     )
 
 
+def _inside(directory: Path, name: str, key: str) -> Path:
+    """``directory/name`` resolved (symlinks too), refused unless it stays inside ``directory``:
+    a manifest must not point the runtime at files elsewhere on the robot."""
+    root = directory.resolve()
+    target = (root / name).resolve()
+    if not target.is_relative_to(root):
+        raise ManifestError(
+            f"{root / MANIFEST_NAME}: key '{key}': {name!r} resolves to {target}, outside the "
+            "manifest's folder; model files must live next to their manifest"
+        )
+    return target
+
+
+def models_dirs() -> list[Path]:
+    """Folders where relative model paths are also looked up, in order: $LAVPR_MODELS_DIR, the
+    repository's models/ ($LAVPR_ROOT, or found from this package's location), and
+    share/lavpr_ros/models of every prefix on $AMENT_PREFIX_PATH."""
+    out: list[Path] = []
+    if os.environ.get("LAVPR_MODELS_DIR"):
+        out.append(Path(os.environ["LAVPR_MODELS_DIR"]))
+    if os.environ.get("LAVPR_ROOT"):
+        out.append(Path(os.environ["LAVPR_ROOT"]) / "models")
+    here = Path(__file__).resolve()
+    if len(here.parents) > 4 and (here.parents[4] / "models").is_dir():
+        out.append(here.parents[4] / "models")  # src/lavpr_ros/lavpr_ros/core -> repository
+    for prefix in filter(None, os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)):
+        out.append(Path(prefix) / "share" / "lavpr_ros" / "models")
+    seen: list[Path] = []
+    for d in out:
+        d = d.resolve()
+        if d.is_dir() and d not in seen:
+            seen.append(d)
+    return seen
+
+
+def available_models(dirs: list[Path] | None = None) -> list[str]:
+    """'<folder>/<name>' of every model folder (holding a manifest) in the model folders."""
+    found = []
+    for d in models_dirs() if dirs is None else dirs:
+        found += [str(m.parent) for m in sorted(d.glob(f"*/{MANIFEST_NAME}"))]
+    return found
+
+
+def resolve_model_path(spec: str | Path) -> Path:
+    """Find a model given as an absolute path, a path relative to the working directory, or a
+    path relative to one of :func:`models_dirs` (``models/x`` and ``x`` both work there)."""
+    p = Path(spec).expanduser()
+    if p.exists():
+        return p.resolve()
+    tried = [p.absolute()]
+    if not p.is_absolute():
+        parts = p.parts[1:] if p.parts and p.parts[0] == "models" else p.parts
+        for d in models_dirs():
+            for cand in {d / p, d.joinpath(*parts)} if parts else {d / p}:
+                if cand.exists():
+                    return cand.resolve()
+                tried.append(cand)
+    have = available_models()
+    raise ModelNotFoundError(
+        f"model not found: {p.absolute()} (cwd {Path.cwd()}); also looked in "
+        + ", ".join(str(t) for t in tried[1:] or ["no model folders"])
+        + ". Models available: "
+        + (", ".join(have) if have else "none (run `make models`)")
+    )
+
+
 def manifest_file(path: str | Path) -> Path:
     """The manifest file for ``path`` (the yaml itself, or ``<dir>/manifest.yaml``)."""
     p = Path(path)
@@ -218,10 +305,13 @@ def manifest_file(path: str | Path) -> Path:
 
 
 def load_manifest(path: str | Path) -> ModelManifest:
-    """Read and validate a manifest; ``path`` is the yaml file or the directory holding it."""
+    """Read and validate a manifest; ``path`` is the yaml file or the directory holding it
+    (relative paths are also looked up in :func:`models_dirs`)."""
     p = manifest_file(path)
+    if not p.exists():
+        p = manifest_file(resolve_model_path(path))
     if not p.is_file():
-        raise FileNotFoundError(f"model manifest not found: {p}")
+        raise ModelNotFoundError(f"model manifest not found: {p.absolute()} (cwd {Path.cwd()})")
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -242,7 +332,7 @@ def verify_checksum(manifest: ModelManifest) -> Path:
     """Check the model file against the manifest's sha256; returns its path."""
     path = manifest.model_path
     if not path.is_file():
-        raise FileNotFoundError(
+        raise ModelNotFoundError(
             f"model file for '{manifest.model_id}' not found: {path} (from manifest key 'file')"
         )
     actual = sha256_file(path)

@@ -17,12 +17,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.request import pathname2url
 
 import faiss
 import numpy as np
 import yaml
 
 from .descriptor_store import AUTO_FLAT_BELOW, STORAGE_DTYPES, DescriptorStore, choose_index
+from .feature_store import FILE as FEATURES_FILE
+from .feature_store import FeatureStore, FeatureStoreError
 from .manifest import sha256_file
 from .poses import validate_pose
 
@@ -31,6 +34,9 @@ INDEX_TYPES = ("flat", "hnsw", "ivfpq")
 INDEX_REQUESTS = (*INDEX_TYPES, "auto")  # auto: flat below AUTO_FLAT_BELOW places, then IVF-PQ
 FILES = ("index.faiss", "places.sqlite", "descriptors.npy")
 MANIFEST = "manifest.yaml"
+# Every name a map directory (or a save's temp copy) may contain: a sibling folder holding
+# anything else is not recognisably this map's leftover and is never deleted.
+OWN_NAMES = frozenset((*FILES, FEATURES_FILE, MANIFEST, MANIFEST + ".part"))
 SAVING_SUFFIX = ".saving"  # sibling dir being written
 ASIDE_SUFFIX = ".old"  # previous map moved aside during the swap
 # IVF-PQ k-means wants ~39 points per centroid (faiss warns below that), and PQ's 256 codes too.
@@ -48,6 +54,10 @@ class MapFormatError(ValueError):
     """A saved map whose files are missing, corrupt or inconsistent (names the file)."""
 
 
+class MapTargetError(ValueError):
+    """A save target that is not a lavpr map (a file, or a directory holding other things)."""
+
+
 class MapMismatchError(ValueError):
     """A saved map built with another model or descriptor dimension than the current encoder."""
 
@@ -60,6 +70,7 @@ class Place:
     stamp: float
     pose: np.ndarray | None
     description: str = ""
+    session: int = 0  # mapping session that added it (a loaded map's places: earlier sessions)
 
 
 class _PlacesView:
@@ -113,6 +124,19 @@ class PlaceMap:
             raise ValueError(f"storage must be one of {sorted(STORAGE_DTYPES)}, got {storage!r}")
         if not model_id:
             raise ValueError("model_id must be a non-empty string")
+        params = {
+            "hnsw_m": hnsw_m,
+            "ivf_nlist": ivf_nlist,
+            "pq_m": pq_m,
+            "ivf_nprobe": ivf_nprobe,
+            "hnsw_ef_search": hnsw_ef_search,
+            "hnsw_ef_construction": hnsw_ef_construction,
+        }
+        for name, value in params.items():
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if hnsw_m < 2 or hnsw_m > 512:
+            raise ValueError(f"hnsw_m must be in 2..512, got {hnsw_m}")
         if index_type == "ivfpq" and dim % pq_m:
             raise ValueError(f"dim {dim} is not divisible by pq_m {pq_m} (needed by IVF-PQ)")
         self.dim = int(dim)
@@ -134,7 +158,16 @@ class PlaceMap:
         self._stamps = np.zeros(0, dtype=np.float64)
         self._poses = np.zeros((0, 7), dtype=np.float64)
         self._has_pose = np.zeros(0, dtype=bool)
+        self._session = np.zeros(0, dtype=np.int32)
         self._text: list[str] = []
+        # Places are added by mapping sessions: a loaded map's places belong to earlier ones and
+        # new places to ``session_id``, starting at id ``session_start``. Temporal exclusion
+        # (loop closures) applies within the current session only.
+        self.session_id = 0
+        self.session_start = 0
+        # Local features of keyframes for geometric verification (saved in the map directory;
+        # a map saved before features existed loads with an empty store).
+        self.features = FeatureStore()
         self._monotone = True  # stamps non-decreasing: stamp exclusion is an id prefix
         self.index = self._new_index()
 
@@ -212,6 +245,9 @@ class PlaceMap:
         has = np.zeros(new_cap, dtype=bool)
         has[: self._n] = self._has_pose[: self._n]
         self._stamps, self._poses, self._has_pose = stamps, poses, has
+        sess = np.zeros(new_cap, dtype=np.int32)
+        sess[: self._n] = self._session[: self._n]
+        self._session = sess
 
     def _check_descriptors(self, x: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
         """(rows as float32, their L2 norms); refuses wrong shape, NaN/inf and zero rows."""
@@ -264,6 +300,7 @@ class PlaceMap:
         end = start + n
         self._store.append(x / norms[:, None])
         self._stamps[start:end] = st
+        self._session[start:end] = self.session_id
         for i, p in enumerate(vp):
             if p is not None:
                 self._poses[start + i] = p
@@ -326,7 +363,51 @@ class PlaceMap:
         """The place with this id (pose copied)."""
         i = self._check_id(place_id)
         pose = self._poses[i].copy() if self._has_pose[i] else None
-        return Place(id=i, stamp=float(self._stamps[i]), pose=pose, description=self._text[i])
+        return Place(
+            id=i,
+            stamp=float(self._stamps[i]),
+            pose=pose,
+            description=self._text[i],
+            session=int(self._session[i]),
+        )
+
+    @property
+    def sessions(self) -> np.ndarray:
+        """(N,) mapping session of each place, in id order (read-only view)."""
+        view = self._session[: self._n]
+        view.flags.writeable = False
+        return view
+
+    def begin_session(self) -> int:
+        """Places added from now on form a new mapping session (a robot reusing a saved map):
+        earlier places stay matchable whatever their stamps. Returns the new session id."""
+        if self._n:
+            self.session_id = int(self._session[: self._n].max()) + 1
+        self.session_start = self._n
+        return self.session_id
+
+    def correct_poses(self, stamps: Any, poses: Any, tol_s: float = 1e-3) -> int:
+        """Replace the poses of the places whose stamps match (within ``tol_s``) by corrected
+        ones (pose graph output); returns how many places changed. Unmatched stamps are
+        ignored; a bad pose raises ValueError before anything changes."""
+        st = np.asarray(stamps, dtype=np.float64).reshape(-1)
+        new = [validate_pose(p) for p in poses]
+        if len(new) != len(st):
+            raise ValueError(f"{len(st)} stamps but {len(new)} poses")
+        if self._n == 0:
+            return 0
+        mine = self._stamps[: self._n]
+        order = np.argsort(mine, kind="stable")
+        pos = np.clip(np.searchsorted(mine[order], st), 1, max(1, self._n - 1))
+        changed = 0
+        for j, s in enumerate(st):
+            cands = [order[k] for k in {int(pos[j]) - 1, min(int(pos[j]), self._n - 1)}]
+            best = min(cands, key=lambda i: abs(mine[i] - s))
+            if abs(mine[best] - s) <= tol_s and new[j] is not None:
+                self._poses[best] = new[j]
+                self._has_pose[best] = True
+                changed += 1
+        return changed
 
     def set_description(self, place_id: int, text: str) -> None:
         """Attach free text (e.g. a language caption) to a place."""
@@ -450,7 +531,8 @@ class PlaceMap:
             con.execute("PRAGMA journal_mode=OFF")
             con.execute(
                 "CREATE TABLE places (id INTEGER PRIMARY KEY, stamp REAL, has_pose INT, "
-                "x REAL, y REAL, z REAL, qx REAL, qy REAL, qz REAL, qw REAL, description TEXT)"
+                "x REAL, y REAL, z REAL, qx REAL, qy REAL, qz REAL, qw REAL, description TEXT, "
+                "session INTEGER NOT NULL DEFAULT 0)"
             )
             con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
             n = self._n
@@ -462,10 +544,11 @@ class PlaceMap:
                     int(self._has_pose[i]),
                     *map(_sql_float, poses[i]),
                     self._text[i],
+                    int(self._session[i]),
                 )
                 for i in range(n)
             )
-            con.executemany("INSERT INTO places VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            con.executemany("INSERT INTO places VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             flat = {k: v for k, v in meta.items() if not isinstance(v, dict)}
             flat.update({f"tag.{k}": v for k, v in meta["tags"].items()})
             con.executemany(
@@ -478,18 +561,28 @@ class PlaceMap:
     def save(self, path: str | Path) -> Path:
         """Write the map directory atomically: a crash leaves either the old or the new map."""
         final = Path(path).resolve()
+        _check_save_target(final)
         final.parent.mkdir(parents=True, exist_ok=True)
         _recover(final)
         tmp = final.with_name(final.name + SAVING_SUFFIX)
         aside = final.with_name(final.name + ASIDE_SUFFIX)
+        if tmp.exists() and not _is_own_leftover(tmp):
+            raise MapTargetError(
+                f"cannot save to {final}: {tmp} exists and is not a lavpr map's temporary copy; "
+                "move it away first"
+            )
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         meta = self._meta()
         faiss.write_index(self.index, str(tmp / "index.faiss"))
         self._store.save(tmp / "descriptors.npy")
         self._write_sqlite(tmp / "places.sqlite", meta)
+        names = list(FILES)
+        if len(self.features):
+            self.features.save(tmp / FEATURES_FILE)
+            names.append(FEATURES_FILE)
         meta["sha256"] = {}
-        for name in FILES:
+        for name in names:
             _fsync_file(tmp / name)
             meta["sha256"][name] = sha256_file(tmp / name)
         # The manifest goes last (renamed into place): its presence marks a complete directory.
@@ -517,8 +610,12 @@ class PlaceMap:
     ) -> PlaceMap:
         """Read a saved map, checking files, checksums, counts and the model it was built with."""
         final = Path(path).resolve()
-        src = _recover(final)
+        src = _complete_copy(final)
         if src is None:
+            if final.is_file():
+                raise MapFormatError(f"{final} is a file, not a place map directory")
+            if final.is_dir():
+                raise MapFormatError(f"{final} is not a place map: {MANIFEST} missing")
             raise FileNotFoundError(f"no place map at {final}")
         meta = _read_manifest(src)
         model_id, dim = meta["model_id"], meta["dim"]
@@ -554,13 +651,14 @@ class PlaceMap:
             raise MapFormatError(f"{src / MANIFEST}: bad index settings: {exc}") from exc
         count = meta["count"]
         store = _load_descriptors(src / "descriptors.npy", count, dim)
-        stamps, poses, has_pose, texts = _read_places(src / "places.sqlite", count)
+        stamps, poses, has_pose, texts, sessions = _read_places(src / "places.sqlite", count)
         try:
             index = faiss.read_index(str(src / "index.faiss"))
         except RuntimeError as exc:
             raise MapFormatError(f"cannot read faiss index {src / 'index.faiss'}: {exc}") from exc
         if index.d != dim:
             raise MapFormatError(f"{src / 'index.faiss'}: index dim {index.d} != map dim {dim}")
+        _check_index_kind(index, m, src / "index.faiss")
         expected_total = 0 if m.index_type == "ivfpq" and not index.is_trained else count
         if index.ntotal != expected_total:
             raise MapFormatError(
@@ -570,6 +668,7 @@ class PlaceMap:
         m._store, m._stamps, m._poses, m._has_pose = store, stamps, poses, has_pose
         m.index_request = str(request)
         m.index_reason = str(choice.get("reason", "")) if isinstance(choice, dict) else ""
+        m._session = sessions
         m._text = texts
         m._monotone = bool((np.diff(stamps) >= 0).all())
         m.index = index
@@ -577,6 +676,25 @@ class PlaceMap:
         m.created = float(meta.get("created", time.time()))
         if m.index_type == "ivfpq" and not index.is_trained:
             m._index_add(0)  # settings may allow training now
+        if FEATURES_FILE in sums:
+            f = src / FEATURES_FILE
+            if not f.is_file() or sha256_file(f) != sums[FEATURES_FILE]:
+                raise MapFormatError(f"map file {f} is missing or corrupt (sha256)")
+            try:
+                m.features = FeatureStore.load(f, count)
+            except FeatureStoreError as exc:
+                raise MapFormatError(str(exc)) from exc
+        m.begin_session()  # what is added from now on is a new mapping session
+        # Only a map that loaded completely may repair what an interrupted save left behind; a
+        # read-only location is read as it is (load_notes says so).
+        m.load_notes = []
+        try:
+            _recover(final)
+        except OSError as exc:
+            m.load_notes.append(
+                f"crash leftovers next to {final} not repaired ({exc.strerror or exc}); "
+                f"the map was read from {src.name} as it is"
+            )
         return m
 
     def __repr__(self) -> str:
@@ -603,40 +721,116 @@ def _fsync_dir(path: Path) -> None:
         _fsync_file(path)
 
 
+def _is_map_dir(path: Path) -> bool:
+    """A directory whose manifest is a lavpr place-map manifest (possibly of a damaged map)."""
+    man = path / MANIFEST
+    if path.is_symlink() or not path.is_dir() or not man.is_file():
+        return False
+    try:
+        meta = yaml.safe_load(man.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return False
+    return isinstance(meta, dict) and "format_version" in meta and "model_id" in meta
+
+
+def _is_own_leftover(path: Path) -> bool:
+    """A sibling folder that only an interrupted save of this map can have left: a real
+    directory holding nothing but map files."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    try:
+        entries = list(path.iterdir())
+    except OSError:
+        return False
+    return all(e.name in OWN_NAMES and e.is_file() and not e.is_symlink() for e in entries)
+
+
+def _check_save_target(final: Path) -> None:
+    """Overwrite only a lavpr map or an empty directory; never a file or foreign data."""
+    if final.is_symlink() and not final.exists():
+        raise MapTargetError(f"cannot save to {final}: it is a dangling symbolic link")
+    if final.exists() and not final.is_dir():
+        raise MapTargetError(
+            f"cannot save to {final}: it is a file, not a map directory (choose another path)"
+        )
+    if final.is_dir() and any(final.iterdir()) and not _is_map_dir(final):
+        raise MapTargetError(
+            f"cannot save to {final}: the directory is not empty and is not a lavpr map "
+            f"(no place-map {MANIFEST}); refusing to replace its contents"
+        )
+
+
+def _complete_copy(final: Path) -> Path | None:
+    """Where the complete map is, without changing anything on disk: the map itself, else the
+    previous map moved aside by an interrupted save, else a save's finished temp copy."""
+    tmp = final.with_name(final.name + SAVING_SUFFIX)
+    aside = final.with_name(final.name + ASIDE_SUFFIX)
+    if final.is_dir():
+        return final if (final / MANIFEST).is_file() else None
+    if final.exists():
+        return None
+    if _is_map_dir(aside) and _is_own_leftover(aside):
+        return aside
+    if _is_map_dir(tmp) and _is_own_leftover(tmp):
+        return tmp
+    return None
+
+
 def _recover(final: Path) -> Path | None:
     """Repair what an interrupted save left behind; returns the directory holding the map.
 
     Saves write ``<name>.saving`` completely (manifest last), rename ``<name>`` to ``<name>.old``,
     rename ``.saving`` to ``<name>`` and delete ``.old``. So ``<name>`` is always complete when
     present; without it, ``.old`` is the complete previous map; a lone ``.saving`` is complete
-    only if its manifest was written.
+    only if its manifest was written. Sibling folders are touched only when they hold nothing
+    but map files (recognisably this map's leftovers). Raises OSError where the location is
+    read-only.
     """
     tmp = final.with_name(final.name + SAVING_SUFFIX)
     aside = final.with_name(final.name + ASIDE_SUFFIX)
-    try:
-        if final.is_dir():
-            for leftover in (tmp, aside):
-                if leftover.exists():
-                    shutil.rmtree(leftover)
-            return final
-        if aside.is_dir():
-            os.rename(aside, final)
-        elif (tmp / MANIFEST).is_file():
-            os.rename(tmp, final)
-        else:
-            if tmp.exists():
-                shutil.rmtree(tmp)
+    if final.is_dir():
+        if not _is_map_dir(final):
             return None
-        _fsync_dir(final.parent)
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        for leftover in (tmp, aside):
+            if _is_own_leftover(leftover):
+                shutil.rmtree(leftover)
         return final
-    except PermissionError:  # read-only location: read whichever copy is complete
-        if final.is_dir():
-            return final
-        if aside.is_dir():
-            return aside
-        return tmp if (tmp / MANIFEST).is_file() else None
+    if final.exists():
+        return None
+    if _is_map_dir(aside) and _is_own_leftover(aside):
+        os.rename(aside, final)
+    elif _is_map_dir(tmp) and _is_own_leftover(tmp):
+        os.rename(tmp, final)
+    else:
+        if _is_own_leftover(tmp):
+            shutil.rmtree(tmp)
+        return None
+    _fsync_dir(final.parent)
+    if _is_own_leftover(tmp):
+        shutil.rmtree(tmp)
+    return final
+
+
+def _check_index_kind(index: Any, m: PlaceMap, path: Path) -> None:
+    """The manifest's index_type and parameters must describe the index file actually stored."""
+    kinds = {"flat": faiss.IndexFlat, "hnsw": faiss.IndexHNSW, "ivfpq": faiss.IndexIVFPQ}
+    actual = type(index).__name__
+    if not isinstance(index, kinds[m.index_type]):
+        raise MapFormatError(
+            f"{path}: the manifest says index_type '{m.index_type}' but the file holds a {actual}"
+        )
+    if index.metric_type != faiss.METRIC_INNER_PRODUCT:
+        raise MapFormatError(f"{path}: the index does not use inner-product (cosine) search")
+    if m.index_type == "hnsw" and index.hnsw.nb_neighbors(0) != 2 * m.hnsw_m:
+        raise MapFormatError(
+            f"{path}: manifest hnsw_m {m.hnsw_m} does not match the stored HNSW graph "
+            f"(M = {index.hnsw.nb_neighbors(0) // 2})"
+        )
+    if m.index_type == "ivfpq" and (index.nlist != m.ivf_nlist or m.pq_m != index.pq.M):
+        raise MapFormatError(
+            f"{path}: manifest ivf_nlist/pq_m {m.ivf_nlist}/{m.pq_m} do not match the stored "
+            f"index ({index.nlist}/{index.pq.M})"
+        )
 
 
 def _read_manifest(src: Path) -> dict[str, Any]:
@@ -671,11 +865,14 @@ def _load_descriptors(path: Path, count: int, dim: int) -> DescriptorStore:
 
 def _read_places(path: Path, count: int):
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        # Quote the path: '#', '?' and '%' are legal in file names but special in a URI.
+        con = sqlite3.connect(f"file:{pathname2url(str(path))}?mode=ro", uri=True)
         try:
+            cols = {r[1] for r in con.execute("PRAGMA table_info(places)")}
+            session = "session" if "session" in cols else "0"  # maps saved before sessions
             rows = con.execute(
-                "SELECT id, stamp, has_pose, x, y, z, qx, qy, qz, qw, description "
-                "FROM places ORDER BY id"
+                "SELECT id, stamp, has_pose, x, y, z, qx, qy, qz, qw, description, "
+                f"{session} FROM places ORDER BY id"
             ).fetchall()
         finally:
             con.close()
@@ -692,4 +889,8 @@ def _read_places(path: Path, count: int):
         if r[2]:
             poses[i] = [np.nan if v is None else v for v in r[3:10]]
     texts = [r[10] or "" for r in rows]
-    return stamps, poses, has_pose, texts
+    try:
+        sessions = np.array([int(r[11]) for r in rows], dtype=np.int32)
+    except (TypeError, ValueError) as exc:
+        raise MapFormatError(f"{path}: bad session column: {exc}") from exc
+    return stamps, poses, has_pose, texts, sessions

@@ -27,7 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .manifest import ModelChecksumError, ModelManifest, load_manifest, sha256_file, verify_checksum
+from .manifest import (
+    ManifestError,
+    ModelChecksumError,
+    ModelManifest,
+    ModelNotFoundError,
+    _inside,
+    sha256_file,
+)
+from .onnx_model import OnnxModel, as_manifest, open_session
 
 FEATURES = ("speed", "yaw_rate", "cos_heading", "sin_heading", "stopped", "valid")
 
@@ -112,9 +120,12 @@ def _l2(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-class PoseTextModel:
+class PoseTextModel(OnnxModel):
     """Pose branch + text projection head (ONNX); text embeddings come from ``text_encoder``
     (a :class:`TextEncoder` of the model named by ``extra.text_model``), or are passed in."""
+
+    kind = "pose_text"
+    default_providers = ("CPUExecutionProvider",)
 
     def __init__(
         self,
@@ -122,37 +133,27 @@ class PoseTextModel:
         text_encoder=None,
         providers: Sequence[str] | None = None,
     ) -> None:
-        import onnxruntime as ort
-
-        m = manifest if isinstance(manifest, ModelManifest) else load_manifest(manifest)
-        if m.kind != "pose_text":
-            raise ValueError(f"model '{m.model_id}' has kind '{m.kind}'; needs 'pose_text'")
-        pose_path = verify_checksum(m)
-        head = m.extra.get("text_head")
-        if not head:
-            raise ValueError(f"manifest of '{m.model_id}' names no extra.text_head file")
-        head_path = (Path(m.directory) / str(head)).resolve()
-        if not head_path.is_file():
-            raise FileNotFoundError(f"text head of '{m.model_id}' not found: {head_path}")
-        want = str(m.extra.get("text_head_sha256", "")).lower()
-        if want and sha256_file(head_path) != want:
-            raise ModelChecksumError(
-                f"text head {head_path} does not match its manifest ('{m.model_id}')"
-            )
-        self.manifest = m
-        self.model_id = m.model_id
-        self.dim = int(m.output_dim)
+        m = as_manifest(manifest)
+        if m.kind == self.kind:  # the head is checked before the models are loaded
+            head = m.extra.get("text_head")
+            if not head:
+                raise ManifestError(f"manifest of '{m.model_id}' names no extra.text_head file")
+            head_path = _inside(Path(m.directory), str(head), "extra.text_head")
+            if not head_path.is_file():
+                raise ModelNotFoundError(f"text head of '{m.model_id}' not found: {head_path}")
+            want = str(m.extra.get("text_head_sha256", "")).lower()
+            if want and sha256_file(head_path) != want:
+                raise ModelChecksumError(
+                    f"text head {head_path} does not match its manifest ('{m.model_id}')"
+                )
+        super().__init__(m, providers, intra_op_threads=1)
+        self.pose_session = self.session
+        self.text_session = open_session(
+            head_path, m.model_id, providers, self.default_providers, intra_op_threads=1
+        )
         self.features = PoseFeatureConfig.from_extra(m.extra)
         self.text_model = str(m.extra.get("text_model", ""))
         self.text_dim = int(m.extra.get("text_dim", 384))
-        avail = ort.get_available_providers()
-        provs = [p for p in (providers or avail) if p in avail] or ["CPUExecutionProvider"]
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        so.log_severity_level = 3
-        self.pose_session = ort.InferenceSession(str(pose_path), so, providers=provs)
-        self.text_session = ort.InferenceSession(str(head_path), so, providers=provs)
-        self.provider = self.pose_session.get_providers()[0]
         self.text_encoder = text_encoder
         if text_encoder is not None:
             self.check_text_encoder(text_encoder)

@@ -24,11 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .manifest import ModelManifest, load_manifest, verify_checksum
+from .manifest import ModelKindError, ModelLoadError, ModelManifest
+from .onnx_model import OnnxModel, as_manifest
 
 
-class SequenceModelError(RuntimeError):
+class SequenceModelError(ModelLoadError):
     """A sequence model that cannot be used (wrong kind, shapes, or frame descriptors)."""
+
+
+class SequenceKindError(SequenceModelError, ModelKindError):
+    """A model of another kind given as the sequence encoder."""
 
 
 def _l2(x: np.ndarray) -> np.ndarray:
@@ -36,35 +41,29 @@ def _l2(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(n, 1e-12)).astype(np.float32)
 
 
-class SequenceEncoder:
+class SequenceEncoder(OnnxModel):
     """ONNX Runtime SeqNet; ``encode`` takes (B, L, D) or one (L, D) window."""
+
+    kind = "sequence"
+    kind_error = SequenceKindError
 
     def __init__(
         self, manifest: str | Path | ModelManifest, providers: Sequence[str] | None = None
     ) -> None:
-        import onnxruntime as ort
-
-        m = manifest if isinstance(manifest, ModelManifest) else load_manifest(manifest)
-        if m.kind != "sequence":
-            raise SequenceModelError(f"{m.model_id}: manifest kind is {m.kind!r}, not 'sequence'")
-        path = verify_checksum(m)
+        m = as_manifest(manifest)
         try:
             self.length = int(m.extra["sequence_length"])
             self.frame_dim = int(m.extra["frame_dim"])
         except (KeyError, TypeError, ValueError) as exc:
+            if m.kind != self.kind:
+                raise self.kind_error(
+                    f"{m.model_id}: manifest kind is {m.kind!r}, not 'sequence'"
+                ) from None
             raise SequenceModelError(
                 f"{m.model_id}: manifest extra needs integer sequence_length and frame_dim"
             ) from exc
         self.frame_model = str(m.extra.get("frame_model", ""))
-        self.manifest = m
-        self.model_id = m.model_id
-        self.dim = m.output_dim
-        avail = ort.get_available_providers()
-        provs = [p for p in (providers or avail) if p in avail] or ["CPUExecutionProvider"]
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), so, providers=provs)
-        self.provider = self.session.get_providers()[0]
+        super().__init__(m, providers, intra_op_threads=1)
         inp = self.session.get_inputs()[0]
         if inp.name != m.input_name:
             raise SequenceModelError(

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .manifest import ModelManifest, load_manifest, verify_checksum
-from .providers import resolve_providers
+from .manifest import ModelKindError, ModelLoadError, ModelManifest, ModelNotFoundError
+from .onnx_model import OnnxModel, as_manifest
 
 DEFAULT_BATCH = 32
 DEFAULT_MAX_LENGTH = 128
@@ -28,8 +28,12 @@ CHARS_PER_TOKEN = 32
 DEFAULT_TEXT_PROVIDERS = ("CPUExecutionProvider",)
 
 
-class TextModelError(RuntimeError):
+class TextModelError(ModelLoadError):
     """A text model whose graph or tokenizer does not match its manifest."""
+
+
+class TextKindError(TextModelError, ModelKindError):
+    """A model of another kind given as the text encoder."""
 
 
 def _l2_rows(x: np.ndarray, model_id: str) -> np.ndarray:
@@ -42,12 +46,16 @@ def _l2_rows(x: np.ndarray, model_id: str) -> np.ndarray:
     return np.ascontiguousarray(x / norms, dtype=np.float32)
 
 
-class TextEncoder:
+class TextEncoder(OnnxModel):
     """An exported ONNX sentence-embedding model plus its ``tokenizers`` file.
 
     ``encode(texts)`` -> (N, dim) float32 L2-normalised rows; an empty list gives (0, dim).
     Empty strings encode as [CLS] [SEP]; long texts are truncated to ``max_length`` tokens.
     """
+
+    kind = "text"
+    default_providers = DEFAULT_TEXT_PROVIDERS
+    kind_error = TextKindError
 
     def __init__(
         self,
@@ -56,41 +64,27 @@ class TextEncoder:
         batch_size: int = DEFAULT_BATCH,
         intra_op_threads: int = 0,
     ) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        m = manifest if isinstance(manifest, ModelManifest) else load_manifest(manifest)
-        if m.kind != "text":
-            raise ValueError(f"model '{m.model_id}' has kind '{m.kind}'; TextEncoder needs 'text'")
-        self.manifest = m
-        path = verify_checksum(m)
-        tok_path = m.tokenizer_path
-        if tok_path is None:
-            raise TextModelError(f"manifest of '{m.model_id}' names no tokenizer file")
-        if not tok_path.is_file():
-            raise FileNotFoundError(f"tokenizer for '{m.model_id}' not found: {tok_path}")
-        self.model_id = m.model_id
-        self.dim = int(m.output_dim)
+        m = as_manifest(manifest)
+        if m.kind == "text":  # the tokenizer is checked before the (larger) model is loaded
+            tok_path = m.tokenizer_path
+            if tok_path is None:
+                raise TextModelError(f"manifest of '{m.model_id}' names no tokenizer file")
+            if not tok_path.is_file():
+                raise ModelNotFoundError(f"tokenizer for '{m.model_id}' not found: {tok_path}")
+        try:
+            super().__init__(m, providers, intra_op_threads)
+        except (TextModelError, ModelKindError):
+            raise
+        except ModelLoadError as exc:
+            raise TextModelError(str(exc)) from exc
+        assert m.tokenizer_path is not None
         self.max_length = int(m.max_length or DEFAULT_MAX_LENGTH)
         self.batch_size = max(1, int(batch_size))
-
-        self.tokenizer = Tokenizer.from_file(str(tok_path))
+        self.tokenizer = Tokenizer.from_file(str(m.tokenizer_path))
         self._configure_tokenizer(m.extra)
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = max(0, int(intra_op_threads))
-        so.log_severity_level = 3
-        names = resolve_providers(
-            providers, ort.get_available_providers(), default=DEFAULT_TEXT_PROVIDERS
-        )
-        try:
-            self.session = ort.InferenceSession(str(path), so, providers=names)
-        except Exception as exc:  # onnxruntime's pybind exceptions
-            raise TextModelError(
-                f"cannot load ONNX model {path} ('{m.model_id}'): {type(exc).__name__}: {exc}"
-            ) from exc
-        self.provider: str = self.session.get_providers()[0]
-        self._check_graph(path)
+        self._check_graph(self.model_path)
 
     def _configure_tokenizer(self, extra: dict[str, Any]) -> None:
         """Truncate to max_length and pad to the batch's longest text, whatever the file says."""

@@ -69,3 +69,11 @@ class TextPlaceIndex:
         scores = self._emb @ q
         order = np.argsort(-scores, kind="stable")[: max(1, int(k))]
         return [TextHit(self._ids[j], float(scores[j]), self._texts[j]) for j in order.tolist()]
+
+
+def log_safe(text: str, limit: int | None = None) -> str:
+    """``text`` fit for a log line: control characters (newlines, escape sequences that could
+    forge log lines or drive a terminal) are shown escaped, and long text is cut."""
+    cut = text if limit is None else text[:limit]
+    out = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in cut)
+    return out + ("..." if limit is not None and len(text) > limit else "")

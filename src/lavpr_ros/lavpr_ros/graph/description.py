@@ -23,6 +23,9 @@ class NodeSpec:
     # Launch argument -> node parameter that it overrides when non-empty.
     arg_params: dict[str, str] = field(default_factory=dict)
     remappings: tuple[tuple[str, str], ...] = ()
+    # A required node that exits stops the whole graph (nothing works without it); an optional
+    # one leaves the graph running, degraded, with a loud message.
+    required: bool = False
 
 
 NODES: tuple[NodeSpec, ...] = (
@@ -32,6 +35,7 @@ NODES: tuple[NodeSpec, ...] = (
         module="lavpr_ros.nodes.vpr_encoder",
         start_arg="start_vpr_encoder",
         arg_params={"image_model": "encoder"},
+        required=True,
     ),
     NodeSpec(
         name="place_map",
@@ -39,6 +43,7 @@ NODES: tuple[NodeSpec, ...] = (
         module="lavpr_ros.nodes.place_map",
         start_arg="start_place_map",
         arg_params={"map_path": "map_path", "text_model": "text_model", "maps_root": "maps_root"},
+        required=True,
     ),
     NodeSpec(
         name="text_nav",
@@ -54,6 +59,14 @@ NODES: tuple[NodeSpec, ...] = (
         start_arg="start_geo_localizer",
         default_start=False,
         arg_params={"geo_base_url": "base_url"},
+    ),
+    NodeSpec(
+        name="pose_graph",
+        executable="pose_graph",
+        module="lavpr_ros.nodes.pose_graph",
+        start_arg="start_pose_graph",
+        default_start=False,
+        arg_params={"map_path": "map_path"},
     ),
 )
 

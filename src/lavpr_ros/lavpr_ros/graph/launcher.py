@@ -72,6 +72,7 @@ def launch(overrides: Mapping[str, str], env: Mapping[str, str] | None = None) -
         return 2
     group = ProcessGroup(env=env, echo=True)
     stopping = False
+    failed_required: list[str] = []
 
     def _stop(*_: object) -> None:
         nonlocal stopping
@@ -84,13 +85,30 @@ def launch(overrides: Mapping[str, str], env: Mapping[str, str] | None = None) -
         for spec in specs:
             group.start(spec.name, node_command(spec, args))
         print(f"lavpr launch: started {', '.join(s.name for s in specs)}", flush=True)
+        required = {s.name for s in specs if s.required}
         reported: set[str] = set()
         while not stopping:
             for proc in group.procs:
                 code = proc.popen.poll()
-                if code is not None and proc.name not in reported:
-                    reported.add(proc.name)
-                    print(f"lavpr launch: {proc.name} exited with code {code}", flush=True)
+                if code is None or proc.name in reported:
+                    continue
+                reported.add(proc.name)
+                if proc.name in required:
+                    print(
+                        f"lavpr launch: REQUIRED node {proc.name} exited with code {code}: "
+                        "stopping the graph",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    failed_required.append(proc.name)
+                    stopping = True
+                else:
+                    print(
+                        f"lavpr launch: node {proc.name} exited with code {code}: the graph runs "
+                        f"on WITHOUT it (degraded)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             if len(reported) == len(group.procs):
                 break
             time.sleep(0.2)
@@ -102,4 +120,4 @@ def launch(overrides: Mapping[str, str], env: Mapping[str, str] | None = None) -
         signal.signal(signal.SIGTERM, old)
         signal.signal(signal.SIGINT, old_int)
     failed = {n: c for n, c in codes.items() if c not in (0, None, -2, 130)}
-    return 1 if failed else 0
+    return 1 if failed or failed_required else 0

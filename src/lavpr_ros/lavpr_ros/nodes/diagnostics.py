@@ -57,6 +57,32 @@ class LatencyMeter:
         return vals[idx]
 
 
+class RecentWarning:
+    """The last problem, reported as WARN only for ``hold_s`` after it happened: one rejected
+    frame must not leave a node's diagnostics at WARN forever (thread-safe)."""
+
+    def __init__(self, hold_s: float = 10.0) -> None:
+        self.hold_s = hold_s
+        self._msg = ""
+        self._at = -float("inf")
+        self._lock = threading.Lock()
+
+    def set(self, msg: str) -> None:
+        with self._lock:
+            self._msg, self._at = msg, time.monotonic()
+
+    def get(self) -> str:
+        """The warning while it is recent, else ''."""
+        with self._lock:
+            return self._msg if time.monotonic() - self._at < self.hold_s else ""
+
+    @property
+    def last(self) -> str:
+        """The last warning ever raised ('' if none), for counters and logs."""
+        with self._lock:
+            return self._msg
+
+
 class Diagnostics:
     """Publishes one DiagnosticStatus for the node on /diagnostics every ``period_s``."""
 

@@ -24,16 +24,21 @@ from dataclasses import dataclass
 
 from lavpr_interfaces.msg import GeoEstimate
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from lavpr_ros.core.geo import GeoParseError, parse_answer
-from lavpr_ros.core.images import ImageFormatError, image_from_compressed, image_from_raw
+from lavpr_ros.core.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageFormatError,
+    image_from_compressed,
+    image_from_raw,
+)
 from lavpr_ros.geo_client import GeoClient, GeoServerError, encode_jpeg
 from lavpr_ros.nodes.diagnostics import OK, WARN, Diagnostics, LatencyMeter
-from lavpr_ros.nodes.params import Param, declare
+from lavpr_ros.nodes.params import LATCHED, Param, declare
 from lavpr_ros.nodes.runner import run_node
 
 PARAMS = [
@@ -73,6 +78,12 @@ PARAMS = [
     ),
     Param("max_image_side", 1024, "Longer side of the JPEG sent, downscaled to it [px]; 0 = as is"),
     Param("jpeg_quality", 90, "JPEG quality of the image sent (1-100)"),
+    Param(
+        "max_image_pixels",
+        DEFAULT_MAX_PIXELS,
+        "Images with more pixels are refused from their header, before decoding; <= 0 = only "
+        "the built-in sanity limit",
+    ),
     Param("timeout_s", 60.0, "Timeout of one HTTP request [s]"),
     Param(
         "max_retries",
@@ -88,10 +99,6 @@ PARAMS = [
     Param("temperature", 0.1, "Sampling temperature"),
     Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]"),
 ]
-
-LATCHED = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
 
 
 @dataclass
@@ -116,7 +123,7 @@ class GeoLocalizerNode(Node):
             temperature=float(self.p["temperature"]),
         )
         self.get_logger().info(
-            f"GLOBE server {self.client.base_url}, model "
+            f"GLOBE server {self.client.display_url}, model "
             f"{self.client.model or '(first listed by the server)'}"
         )
         self._lock = threading.Condition()
@@ -218,10 +225,14 @@ class GeoLocalizerNode(Node):
         self.counts["requests"] += 1
         try:
             if isinstance(job.msg, CompressedImage):
-                image = image_from_compressed(bytes(job.msg.data), job.msg.format)
+                image = image_from_compressed(
+                    bytes(job.msg.data), job.msg.format, self._max_pixels()
+                )
             else:
                 m = job.msg
-                image = image_from_raw(m.data, m.height, m.width, m.encoding, m.step)
+                image = image_from_raw(
+                    m.data, m.height, m.width, m.encoding, m.step, self._max_pixels()
+                )
         except ImageFormatError as exc:
             self._fail(f"camera image refused: {exc}")
             return
@@ -258,6 +269,9 @@ class GeoLocalizerNode(Node):
             f"{retries}{notes}"
         )
 
+    def _max_pixels(self) -> int:
+        return int(self.p["max_image_pixels"])
+
     def _fail(self, why: str) -> None:
         self.counts["failures"] += 1
         self.last_error = why
@@ -281,7 +295,7 @@ class GeoLocalizerNode(Node):
             level,
             message,
             {
-                "base_url": self.client.base_url,
+                "base_url": self.client.display_url,
                 "model": self.client.model,
                 "busy": busy,
                 "latency_p50_ms": self.latency.percentile(50),

@@ -7,7 +7,7 @@ from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 
 @dataclass(frozen=True)
@@ -45,3 +45,15 @@ RELIABLE_INPUT = Param(
     "Subscribe sensor inputs reliably with a deep queue instead of sensor-data QoS (best "
     "effort); for lossless bag replays and evaluations, not for a live robot",
 )
+
+
+# Outputs a late subscriber needs (the described places, the keyframe path, a geo estimate).
+LATCHED = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+
+
+def parse_providers(text: str) -> list[str] | None:
+    """The ``providers`` parameter ('cuda,cpu') as a list; None (= automatic) when empty."""
+    names = [s.strip() for s in str(text).split(",") if s.strip()]
+    return names or None

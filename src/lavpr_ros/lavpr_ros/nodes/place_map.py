@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -28,24 +27,40 @@ from lavpr_interfaces.srv import AnnotatePlace, LoadMap, QueryPlaces, SaveMap
 from nav_msgs.msg import Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from visualization_msgs.msg import MarkerArray
 
+from lavpr_ros.core.frame_pipeline import REJECTED, FramePipeline, FrameRecord, PipelineOptions
 from lavpr_ros.core.geo import scan_maps, select_map
-from lavpr_ros.core.loop_closure import LoopClosureConfig, LoopClosureDetector
+from lavpr_ros.core.loop_closure import (
+    NO_PLACE_ID,
+    LoopClosureConfig,
+    LoopClosureDetector,
+    query_label,
+)
 from lavpr_ros.core.place_map import PlaceMap
 from lavpr_ros.core.pose_buffer import PoseBuffer
+from lavpr_ros.core.retrieval import MODES as RETRIEVAL_MODES
+from lavpr_ros.core.retrieval import PlaceRetriever
 from lavpr_ros.core.text_retrieval import TextPlaceIndex
+from lavpr_ros.core.verification import PARAMETERS as VERIFICATION_PARAMETERS
+from lavpr_ros.core.verification import VERIFIED, verifier_from_params
 from lavpr_ros.graph.config import dataclass_from_params
 from lavpr_ros.nodes.convert import array_to_pose, pose_to_array, sec_to_stamp, stamp_to_sec
-from lavpr_ros.nodes.diagnostics import OK, WARN, Diagnostics, LatencyMeter, RateMeter
+from lavpr_ros.nodes.diagnostics import (
+    OK,
+    WARN,
+    Diagnostics,
+    LatencyMeter,
+    RateMeter,
+    RecentWarning,
+)
 from lavpr_ros.nodes.markers import build_markers
-from lavpr_ros.nodes.params import RELIABLE_INPUT, Param, declare, sensor_qos
+from lavpr_ros.nodes.params import LATCHED, RELIABLE_INPUT, Param, declare, sensor_qos
 from lavpr_ros.nodes.runner import run_node
 
 LC_PREFIX = "loop_closure."
-QUERY_MODES = ("text", "image", "cross_modal", "fusion")
-NO_PLACE = 2**64 - 1  # LoopClosure.query_id when the query keyframe was not added (localisation)
+VERIFICATION_PARAMS = [Param(k, d, help_) for k, (d, help_) in VERIFICATION_PARAMETERS.items()]
+NO_PLACE = NO_PLACE_ID  # LoopClosure.query_id when the query keyframe was not added
 
 PARAMS = [
     Param(
@@ -91,6 +106,37 @@ PARAMS = [
         "A descriptor older than the last keyframe by more than this resets keyframing and "
         "sequence state (bag restarted, simulation reset) [s]; smaller steps back are dropped "
         "as out of order",
+    ),
+    Param(
+        "model_id",
+        "",
+        "Model id the map must be built with (e.g. the vpr_encoder's model); empty = the loaded "
+        "map's model, else the model of the descriptor stream once model_confirm_count "
+        "consecutive descriptors agree on it",
+    ),
+    Param(
+        "model_confirm_count",
+        3,
+        "Consecutive descriptors of one model needed before it becomes a new map's model (a "
+        "stray descriptor of another model cannot lock the map)",
+    ),
+    Param(
+        "max_clock_skew_s",
+        10.0,
+        "Descriptors and poses stamped later than the node clock by more than this are refused "
+        "[s]; <= 0 disables the check",
+    ),
+    Param(
+        "max_pose_lead_s",
+        60.0,
+        "Poses stamped later than the newest descriptor by more than this are refused [s]; "
+        "<= 0 disables the check",
+    ),
+    Param(
+        "no_pose_warn_s",
+        5.0,
+        "Warn (log and diagnostics) when no pose arrived for this long while descriptors do "
+        "[s, wall time]",
     ),
     Param("text_model", "", "Text encoder manifest for the query_places service (empty = off)"),
     Param("query_top_k", 5, "Places returned by query_places when top_k is 0"),
@@ -142,10 +188,6 @@ PARAMS = [
     ),
 ]
 
-LATCHED = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
-
 
 LC_HELP = {
     "mode": "'slam' (keyframes join the map, recent ones excluded) or 'localisation' (fixed "
@@ -193,29 +235,23 @@ def loop_closure_params() -> list[Param]:
     return out
 
 
+def all_params() -> list[Param]:
+    """Every parameter place_map declares (its own, loop_closure.*, verification.*, camera.*)."""
+    return PARAMS + loop_closure_params() + VERIFICATION_PARAMS
+
+
 class PlaceMapNode(Node):
     def __init__(self) -> None:
         super().__init__("place_map")
-        self.p = declare(self, PARAMS + loop_closure_params())
+        self.p = declare(self, all_params())
         self.config = dataclass_from_params(LoopClosureConfig, self.p, LC_PREFIX)
         self.group = MutuallyExclusiveCallbackGroup()
-        self.poses = PoseBuffer(max_age_s=60.0)
         self.pose_frame = ""
-        self.pending: deque[tuple[PlaceDescriptor, float]] = deque(maxlen=200)
-        self.map: PlaceMap | None = None
-        self.detector: LoopClosureDetector | None = None
         self.edges: list[tuple[int, int]] = []
         self.save_allowed = True
-        self.counts = {
-            "descriptors": 0,
-            "rejected": 0,
-            "keyframes": 0,
-            "loop_closures": 0,
-            "bad_poses": 0,
-            "pending_dropped": 0,
-            "time_resets": 0,
-        }
-        self.last_warning = ""
+        self.counts = {"descriptors": 0, "rejected_messages": 0, "keyframes": 0, "loop_closures": 0}
+        self.warning = RecentWarning()
+        self.pipeline: FramePipeline | None = None
         self.in_rate = RateMeter()
         self.latency = LatencyMeter()
         self.text_index: TextPlaceIndex | None = None
@@ -225,6 +261,25 @@ class PlaceMapNode(Node):
             self.text_index = TextPlaceIndex(TextEncoder(self.p["text_model"]))
         self._init_language_modes()
         self._init_sequence_and_path()
+        self.pipeline = FramePipeline(
+            self.config,
+            PipelineOptions(
+                use_poses=self.p["pose_source"] != "none",
+                pose_tolerance_s=float(self.p["pose_tolerance_s"]),
+                pose_wait_s=float(self.p["pose_wait_s"]),
+                time_jump_reset_s=float(self.p["time_jump_reset_s"]),
+                max_clock_skew_s=float(self.p["max_clock_skew_s"]),
+                max_pose_lead_s=float(self.p["max_pose_lead_s"]),
+                model_confirm_count=int(self.p["model_confirm_count"]),
+                expected_model_id=str(self.p["model_id"]),
+                no_pose_warn_s=float(self.p["no_pose_warn_s"]),
+            ),
+            map_factory=self._new_map,
+            poses=PoseBuffer(max_age_s=60.0),
+            detector_kwargs=self._sequence_kwargs(),
+            verifier=verifier_from_params(self.p),
+        )
+        self._init_verification_inputs()
         self._maybe_load_on_start()
 
         g = self.group
@@ -262,6 +317,7 @@ class PlaceMapNode(Node):
         self.create_service(LoadMap, "load_map", self._srv_load, callback_group=g)
         self.create_service(AnnotatePlace, "annotate_place", self._srv_annotate, callback_group=g)
         self.create_service(QueryPlaces, "query_places", self._srv_query, callback_group=g)
+        self._subscribe_corrected_poses()
         self.geo_map = ""  # the map loaded for a geo estimate (then estimates are ignored)
         if self.p["maps_root"] and self.p["auto_select_map"]:
             self.create_subscription(
@@ -293,12 +349,32 @@ class PlaceMapNode(Node):
                 "saved over map_path on shutdown (use save_map with another path)."
             )
 
+    @property
+    def map(self) -> PlaceMap | None:
+        return self.pipeline.map if self.pipeline is not None else None
+
+    @property
+    def detector(self) -> LoopClosureDetector | None:
+        return self.pipeline.detector if self.pipeline is not None else None
+
+    def _new_map(self, dim: int, model_id: str) -> PlaceMap:
+        return PlaceMap(
+            dim=dim, model_id=model_id, index_type=self.p["index_type"], frame_id=self._frame()
+        )
+
     def _install_map(self, place_map: PlaceMap) -> None:
-        self.map = place_map
-        self.detector = LoopClosureDetector(place_map, self.config, **self._sequence_kwargs())
+        assert self.pipeline is not None
+        expected = self.p["model_id"]
+        if expected and place_map.model_id != expected:
+            raise ValueError(
+                f"the map was built with model '{place_map.model_id}' but parameter model_id is "
+                f"'{expected}'"
+            )
+        self.pipeline.install_map(place_map)
+        for note in getattr(place_map, "load_notes", []):
+            self._warn(note)
         self.edges = []
-        if self.text_index is not None:
-            self.text_index.sync((p.id, p.description) for p in place_map.places)
+        self.retriever.sync(place_map)
 
     def _on_geo_estimate(self, msg: GeoEstimate) -> None:
         """No map loaded and nothing mapped yet: load the maps_root map matching the estimate's
@@ -330,7 +406,7 @@ class PlaceMapNode(Node):
             self._warn(f"geo estimate {label}: cannot load {choice.entry.path}: {exc}")
             return
         self._install_map(loaded)
-        self.pending.clear()
+        self.pipeline.reset_stream()
         self._publish_described()
         self.geo_map = str(choice.entry.path)
         self.get_logger().info(
@@ -347,13 +423,42 @@ class PlaceMapNode(Node):
             self.map.save(path)
             print(f"[place_map] saved {len(self.map)} places to {path}", flush=True)
 
-    # -- inputs --------------------------------------------------------------------------------
-    def _add_pose(self, stamp: float, pose: np.ndarray, frame: str) -> None:
+    # -- pose graph write-back -----------------------------------------------------------------
+    def _subscribe_corrected_poses(self) -> None:
+        """pose_graph's optimised keyframes (latched Path, stamps = place stamps) replace the
+        places' poses, so text goals and markers use drift-corrected poses."""
+        from nav_msgs.msg import Path as PathMsg
+
+        self.create_subscription(
+            PathMsg,
+            "pose_graph/keyframe_path",
+            self._on_corrected_poses,
+            LATCHED,
+            callback_group=self.group,
+        )
+
+    def _on_corrected_poses(self, msg: Any) -> None:
+        if self.map is None:
+            return
         try:
-            self.poses.add(stamp, pose)
+            n = self.map.correct_poses(
+                [stamp_to_sec(p.header.stamp) for p in msg.poses],
+                [pose_to_array(p.pose) for p in msg.poses],
+            )
         except ValueError as exc:
-            self.counts["bad_poses"] += 1
-            self._warn(f"pose rejected: {exc}")
+            self._warn(f"corrected poses rejected: {exc}")
+            return
+        self.counts["poses_corrected"] = n
+
+    # -- inputs --------------------------------------------------------------------------------
+    def _clock_now(self) -> float:
+        return self.get_clock().now().nanoseconds / 1e9
+
+    def _add_pose(self, stamp: float, pose: np.ndarray, frame: str) -> None:
+        assert self.pipeline is not None
+        why = self.pipeline.push_pose(stamp, pose, time.monotonic(), self._clock_now())
+        if why is not None:
+            self._warn(why)
             return
         self.pose_frame = frame or self.pose_frame
         self._flush_pending()
@@ -367,85 +472,61 @@ class PlaceMapNode(Node):
         self._add_pose(stamp_to_sec(msg.header.stamp), pose_to_array(msg.pose), msg.header.frame_id)
 
     def _on_descriptor(self, msg: PlaceDescriptor) -> None:
+        assert self.pipeline is not None
         self.counts["descriptors"] += 1
         self.in_rate.tick()
-        self.last_view = (msg.model_id, np.asarray(msg.descriptor, dtype=np.float32))
-        if len(self.pending) == self.pending.maxlen:
-            self.counts["pending_dropped"] += 1
-        self.pending.append((msg, time.monotonic()))
-        self._flush_pending()
-
-    def _flush_pending(self) -> None:
-        use_poses = self.p["pose_source"] != "none"
-        tol = float(self.p["pose_tolerance_s"])
-        while self.pending:
-            msg, arrived = self.pending[0]
-            stamp = stamp_to_sec(msg.header.stamp)
-            pose = None
-            if use_poses:
-                pose = self.poses.lookup(stamp, tol)
-                latest = self.poses.latest_stamp
-                waited = time.monotonic() - arrived
-                pose_may_come = latest is None or latest < stamp + tol
-                if pose is None and pose_may_come and waited < float(self.p["pose_wait_s"]):
-                    return  # its pose may still come
-            self.pending.popleft()
-            self._process(msg, stamp, pose, arrived)
-
-    def _process(
-        self, msg: PlaceDescriptor, stamp: float, pose: np.ndarray | None, arrived: float
-    ) -> None:
         desc = np.asarray(msg.descriptor, dtype=np.float32)
         if msg.dim != desc.size:
-            self._reject(f"descriptor dim field {msg.dim} != {desc.size} values")
+            self._reject(f"descriptor dim field {msg.dim} != {desc.size} values: refused")
             return
-        if self.map is None:
-            self._install_map(
-                PlaceMap(
-                    dim=int(desc.size),
-                    model_id=msg.model_id,
-                    index_type=self.p["index_type"],
-                    frame_id=self._frame(),
+        self.last_view = (msg.model_id, desc)
+        records = self.pipeline.push_descriptor(
+            desc,
+            stamp_to_sec(msg.header.stamp),
+            msg.model_id,
+            time.monotonic(),
+            self._clock_now(),
+            payload=msg,
+        )
+        self._handle(records)
+
+    def _flush_pending(self) -> None:
+        if self.pipeline is not None:
+            self._handle(self.pipeline.flush(time.monotonic()))
+            status = self.pipeline.pose_status(time.monotonic())
+            if status:  # a state, not an event: in diagnostics while it lasts, logged rarely
+                self.get_logger().warning(status, throttle_duration_sec=10.0)
+
+    def _handle(self, records: list[FrameRecord]) -> None:
+        for rec in records:
+            for note in rec.notes:
+                self._warn(note)
+            if rec.status == REJECTED:
+                self._warn(rec.reason)  # counted by the pipeline
+                continue
+            res = rec.result
+            assert res is not None and isinstance(rec.payload, PlaceDescriptor)
+            latency_ms = (time.monotonic() - rec.arrived) * 1000.0
+            self.latency.add(latency_ms)
+            if res.is_keyframe:
+                self.counts["keyframes"] += 1
+            d = res.decision
+            if d is None:
+                continue
+            if d.accepted:
+                self._publish_loop_closure(rec.payload, d, latency_ms, rec.pose, rec.verification)
+            if self.pub_candidates is not None:
+                self.pub_candidates.publish(
+                    self._loop_closure_msg(rec.payload, d, latency_ms, rec.pose, rec.verification)
                 )
-            )
-        assert self.map is not None and self.detector is not None
-        if msg.model_id != self.map.model_id or desc.size != self.map.dim:
-            self._reject(
-                f"descriptor from model '{msg.model_id}' ({desc.size}-d) does not fit the map "
-                f"built with '{self.map.model_id}' ({self.map.dim}-d); dropped"
-            )
-            return
-        last = self.detector.keyframes.last_stamp
-        if last is not None and stamp < last:
-            jump = last - stamp
-            if jump <= float(self.p["time_jump_reset_s"]):
-                self._reject(f"descriptor {jump:.3f} s older than the last keyframe: dropped")
-                return
-            self.get_logger().warning(
-                f"time jumped back by {jump:.1f} s (bag restarted or simulation reset): "
-                "keyframing and sequence state reset, the map is kept"
-            )
-            self.detector.reset()
-            self.counts["time_resets"] += 1
-        try:
-            result = self.detector.process(desc, stamp, pose)
-        except ValueError as exc:
-            self._reject(f"descriptor rejected: {exc}")
-            return
-        self.latency.add((time.monotonic() - arrived) * 1000.0)
-        if result.is_keyframe:
-            self.counts["keyframes"] += 1
-        d = result.decision
-        if d is None:
-            return
-        latency_ms = (time.monotonic() - arrived) * 1000.0
-        if d.accepted:
-            self._publish_loop_closure(msg, d, latency_ms, pose)
-        if self.pub_candidates is not None:
-            self.pub_candidates.publish(self._loop_closure_msg(msg, d, latency_ms, pose))
 
     def _loop_closure_msg(
-        self, msg: PlaceDescriptor, d: Any, latency_ms: float, pose: np.ndarray | None
+        self,
+        msg: PlaceDescriptor,
+        d: Any,
+        latency_ms: float,
+        pose: np.ndarray | None,
+        check: Any = None,
     ) -> LoopClosure:
         assert self.map is not None
         m = self.map.get(int(d.match_id))
@@ -465,21 +546,93 @@ class PlaceMapNode(Node):
         out.latency_ms = float(latency_ms)
         out.accepted = bool(d.accepted)
         out.reason = str(d.reason)
+        if check is not None:
+            fill_verification(out, check)
         return out
 
     def _publish_loop_closure(
-        self, msg: PlaceDescriptor, d: Any, latency_ms: float, pose: np.ndarray | None
+        self,
+        msg: PlaceDescriptor,
+        d: Any,
+        latency_ms: float,
+        pose: np.ndarray | None,
+        check: Any = None,
     ) -> None:
-        out = self._loop_closure_msg(msg, d, latency_ms, pose)
+        out = self._loop_closure_msg(msg, d, latency_ms, pose, check)
         self.pub_lc.publish(out)
         if out.query_id != NO_PLACE:
             self.edges.append((out.query_id, out.match_id))
         self.counts["loop_closures"] += 1
         print(
-            f"[place_map] loop closure: place {out.query_id} -> {out.match_id} "
-            f"score={out.score:.3f} seq={out.sequence_score:.3f} conf={out.confidence:.3f}",
+            f"[place_map] loop closure: {query_label(out.query_id)} -> place {out.match_id} "
+            f"score={out.score:.3f} seq={out.sequence_score:.3f} conf={out.confidence:.3f} "
+            + (f"verified ({out.inliers} inliers)" if out.verified else "not verified"),
             flush=True,
         )
+
+    # -- verification inputs: camera images, CameraInfo, depth ----------------------------------
+    def _init_verification_inputs(self) -> None:
+        """With verification on, keyframes need their images (features), the intrinsics
+        (essential matrix / PnP) and optionally an aligned depth image (metric scale)."""
+        assert self.pipeline is not None
+        if self.pipeline.verifier is None:
+            return
+        from sensor_msgs.msg import CameraInfo, Image
+
+        qos = sensor_qos(self.p["reliable_input"])
+        g = self.group
+        self.create_subscription(Image, "camera/image_raw", self._on_image, qos, callback_group=g)
+        self.create_subscription(
+            CameraInfo, "camera/camera_info", self._on_camera_info, qos, callback_group=g
+        )
+        self.create_subscription(
+            Image, "camera/depth/image_raw", self._on_depth, qos, callback_group=g
+        )
+
+    def _calibrated(self) -> bool:
+        v = self.pipeline.verifier if self.pipeline is not None else None
+        return v is not None and v.intrinsics is not None
+
+    def _on_image(self, msg: Any) -> None:
+        from lavpr_ros.core.images import ImageFormatError, image_from_raw
+
+        assert self.pipeline is not None
+        try:
+            rgb = image_from_raw(msg.data, msg.height, msg.width, msg.encoding, msg.step)
+        except ImageFormatError as exc:
+            self._warn(f"camera/image_raw (for verification): {exc}")
+            return
+        self.pipeline.push_image(stamp_to_sec(msg.header.stamp), rgb)
+
+    def _on_depth(self, msg: Any) -> None:
+        from lavpr_ros.core.local_features import FeatureError, depth_from_ros
+
+        assert self.pipeline is not None
+        try:
+            depth = depth_from_ros(msg.data, msg.height, msg.width, msg.encoding, msg.step)
+        except FeatureError as exc:
+            self._warn(f"camera/depth/image_raw refused: {exc}")
+            return
+        self.pipeline.push_depth(stamp_to_sec(msg.header.stamp), depth)
+
+    def _on_camera_info(self, msg: Any) -> None:
+        from lavpr_ros.core.geometry import CameraIntrinsics
+
+        assert self.pipeline is not None and self.pipeline.verifier is not None
+        v = self.pipeline.verifier
+        if float(self.p["camera.fx"]) > 0:
+            return  # intrinsics from parameters win
+        try:
+            cam = CameraIntrinsics.from_camera_info(list(msg.k), list(msg.d), msg.width, msg.height)
+        except ValueError as exc:
+            self._warn(f"camera/camera_info unusable ({exc}): verifying without intrinsics")
+            return
+        if v.intrinsics != cam:
+            v.intrinsics = cam
+            self.get_logger().info(
+                f"camera intrinsics from camera_info: fx={cam.fx:.1f} fy={cam.fy:.1f} "
+                f"cx={cam.cx:.1f} cy={cam.cy:.1f} ({cam.width}x{cam.height})"
+            )
 
     # -- services ------------------------------------------------------------------------------
     def _srv_save(self, req: SaveMap.Request, res: SaveMap.Response) -> SaveMap.Response:
@@ -506,14 +659,18 @@ class PlaceMapNode(Node):
         if not path:
             res.success, res.message = False, "no path given and map_path is empty"
             return res
-        expected = self.map.model_id if self.map is not None and len(self.map) else None
+        # The model descriptors come from (configured, the map in use, else the stream's):
+        # a map of another model would drop every descriptor, so it is refused here.
+        pl = self.pipeline
+        assert pl is not None
+        expected = pl.expected_model() or (pl.stream_model[0] if pl.stream_model else None)
         try:
             loaded = PlaceMap.load(path, expected_model_id=expected)
         except Exception as exc:
             res.success, res.message = False, f"load failed, current map kept: {exc}"
             return res
         self._install_map(loaded)
-        self.pending.clear()
+        self.pipeline.reset_stream()
         self._publish_described()
         res.success, res.num_places = True, len(loaded)
         res.message = f"loaded {len(loaded)} places from {path}"
@@ -525,7 +682,13 @@ class PlaceMapNode(Node):
         if self.map is None or len(self.map) == 0:
             res.success, res.message = False, "the map has no places yet"
             return res
-        pid = self.map.last_id if req.place_id < 0 else int(req.place_id)
+        if req.place_id < -1:
+            res.success = False
+            res.message = (
+                f"place id {req.place_id} refused: -1 means the newest place, ids are >= 0"
+            )
+            return res
+        pid = self.map.last_id if req.place_id == -1 else int(req.place_id)
         if pid is None or not 0 <= pid < len(self.map):
             res.success = False
             res.message = f"unknown place id {req.place_id} (map has ids 0..{len(self.map) - 1})"
@@ -535,8 +698,7 @@ class PlaceMapNode(Node):
             res.success, res.message = False, f"description too long ({len(text)} > 10000 chars)"
             return res
         self.map.set_description(pid, text)
-        if self.text_index is not None:
-            self.text_index.sync((p.id, p.description) for p in self.map.places)
+        self.retriever.sync(self.map)
         self._publish_described()
         res.success, res.place_id, res.message = True, pid, f"place {pid} annotated"
         return res
@@ -547,15 +709,15 @@ class PlaceMapNode(Node):
         from lavpr_ros.core.fusion import FusionModel
 
         self.last_view: tuple[str, np.ndarray] | None = None  # latest camera descriptor
-        self.cross_modal = (
-            CrossModalRetriever(self.p["cross_modal_model"])
-            if self.p["cross_modal_model"]
-            else None
+        cross = self.p["cross_modal_model"]
+        fusion = self.p["fusion_model"]
+        self.retriever = PlaceRetriever(
+            self.text_index,
+            CrossModalRetriever(cross) if cross else None,
+            FusionModel(fusion) if fusion else None,
         )
-        self.fusion = FusionModel(self.p["fusion_model"]) if self.p["fusion_model"] else None
-        self._text_cache: dict[tuple[int, str], np.ndarray] = {}
-        if self.p["query_mode"] not in QUERY_MODES:
-            raise ValueError(f"query_mode must be one of {', '.join(QUERY_MODES)}")
+        if self.p["query_mode"] not in RETRIEVAL_MODES:
+            raise ValueError(f"query_mode must be one of {', '.join(RETRIEVAL_MODES)}")
 
     def _srv_query(
         self, req: QueryPlaces.Request, res: QueryPlaces.Response
@@ -563,91 +725,18 @@ class PlaceMapNode(Node):
         mode = (req.mode or self.p["query_mode"]).replace("-", "_")
         k = int(req.top_k or self.p["query_top_k"])
         try:
-            if mode == "text":
-                res.places = self._query_text(req.text, k)
-            elif mode == "image":
-                res.places = self._query_image(k)
-            elif mode == "cross_modal":
-                res.places = self._query_cross_modal(req.text, k)
-            elif mode == "fusion":
-                res.places = self._query_fusion(req.text, k)
-            else:
-                raise ValueError(
-                    f"retrieval mode '{mode}' is not available; use {', '.join(QUERY_MODES)}"
-                )
+            hits = self.retriever.search(mode, req.text, k, self.map, self.last_view)
         except ValueError as exc:
             res.success, res.message = False, str(exc)
             return res
+        res.places = [
+            self._retrieved(h.place_id, h.score, h.text_score, h.image_score) for h in hits
+        ]
         res.success = True
         res.message = f"{len(res.places)} place(s) ({mode})" if res.places else "no places"
         if mode == "text" and not res.places:
             res.message = "no described places"
         return res
-
-    def _query_text(self, text: str, k: int) -> list[RetrievedPlace]:
-        if self.text_index is None:
-            raise ValueError("no text model configured (parameter text_model)")
-        hits = self.text_index.query(text, k)
-        return [self._retrieved(h.place_id, h.score, text_score=h.score) for h in hits]
-
-    def _view(self) -> np.ndarray:
-        if self.map is None or len(self.map) == 0:
-            raise ValueError("the map has no places yet")
-        if self.last_view is None:
-            raise ValueError("no camera descriptor received yet (vpr/descriptor)")
-        model_id, desc = self.last_view
-        if model_id != self.map.model_id or desc.size != self.map.dim:
-            raise ValueError(f"latest descriptor is from '{model_id}', the map's model differs")
-        return desc
-
-    def _query_image(self, k: int) -> list[RetrievedPlace]:
-        view = self._view()
-        assert self.map is not None
-        hits = self.map.search(view, k)
-        return [self._retrieved(i, s, image_score=s) for i, s in hits]
-
-    def _query_cross_modal(self, text: str, k: int) -> list[RetrievedPlace]:
-        if self.cross_modal is None:
-            raise ValueError("no cross-modal model configured (parameter cross_modal_model)")
-        if self.map is None or len(self.map) == 0:
-            return []
-        try:
-            hits = self.cross_modal.search(self.map, text, k)
-        except ValueError as exc:  # CrossModalError: another image model's map
-            raise ValueError(str(exc)) from exc
-        return [self._retrieved(h.place_id, h.score, image_score=h.score) for h in hits]
-
-    def _query_fusion(self, text: str, k: int) -> list[RetrievedPlace]:
-        if self.fusion is None or self.text_index is None:
-            raise ValueError("fusion needs the fusion_model and text_model parameters")
-        if not text.strip():
-            raise ValueError("empty text query (fusion uses it as the current place's words)")
-        q_img = self._view()
-        assert self.map is not None
-        self.fusion.check_models(self.map.model_id, self.text_index.embedder.model_id)
-        embedder = self.text_index.embedder
-        ct = np.zeros((len(self.map), embedder.dim), dtype=np.float32)
-        has = np.zeros(len(self.map), dtype=bool)
-        todo = [
-            (p.id, p.description)
-            for p in self.map.places
-            if p.description and (p.id, p.description) not in self._text_cache
-        ]
-        if todo:
-            vecs = embedder.encode([t for _, t in todo])
-            self._text_cache.update(dict(zip(todo, vecs, strict=True)))
-        for p in self.map.places:
-            if p.description:
-                ct[p.id], has[p.id] = self._text_cache[(p.id, p.description)], True
-        q_txt = embedder.encode([text[:10_000]])[0]
-        fused = self.fusion.scores(q_img, q_txt, self.map.descriptors, ct, has)
-        order = np.argsort(-fused.score, kind="stable")[: max(1, k)]
-        return [
-            self._retrieved(
-                int(i), float(fused.score[i]), float(fused.text[i]), float(fused.image[i])
-            )
-            for i in order
-        ]
 
     # -- outputs -------------------------------------------------------------------------------
     def _retrieved(
@@ -732,25 +821,33 @@ class PlaceMapNode(Node):
         return self.p["frame_id"] or self.pose_frame or (self.map.frame_id if self.map else "map")
 
     def _reject(self, why: str) -> None:
-        self.counts["rejected"] += 1
+        self.counts["rejected_messages"] += 1
         self._warn(why)
 
     def _warn(self, why: str) -> None:
-        self.last_warning = why
+        self.warning.set(why)
         self.get_logger().warning(why, throttle_duration_sec=2.0)
 
     def _diagnostics(self) -> tuple[int, str, dict[str, object]]:
-        level = OK if not self.last_warning else WARN
+        assert self.pipeline is not None
+        now_warning = self.warning.get() or self.pipeline.pose_status(time.monotonic())
+        level = OK if not now_warning else WARN
         values: dict[str, object] = {
             "map_size": len(self.map) if self.map is not None else 0,
             "model_id": self.map.model_id if self.map is not None else "",
             "input_rate_hz": self.in_rate.rate(),
             "latency_p50_ms": self.latency.percentile(50),
             "latency_p95_ms": self.latency.percentile(95),
-            "pending": len(self.pending),
+            "pending": len(self.pipeline.pending),
+            **(self.pipeline.verifier.counts if self.pipeline.verifier is not None else {}),
+            "camera_calibrated": self._calibrated(),
+            "map_model_id": self.pipeline.expected_model() or "",
             **self.counts,
+            **self.pipeline.counts,
+            "rejected": self.pipeline.counts["rejected"] + self.counts["rejected_messages"],
+            "last_warning": self.warning.last,
         }
-        return level, self.last_warning or "ok", values
+        return level, now_warning or "ok", values
 
 
 def _has_recoverable(path: Path) -> bool:
@@ -764,3 +861,24 @@ def main(args: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def fill_verification(out: LoopClosure, check: Any) -> None:
+    """LoopClosure's verification fields from a core.verification.CheckOutcome."""
+    from lavpr_ros.core.geometry import matrix_to_quaternion
+
+    r = check.result
+    out.verified = check.status == VERIFIED
+    out.inliers = int(r.inliers) if r is not None else 0
+    out.has_transform = bool(out.verified and r is not None and r.T_match_query is not None)
+    if out.has_transform:
+        T = r.T_match_query
+        t = out.transform.translation
+        t.x, t.y, t.z = (float(v) for v in T[:3, 3])
+        q = matrix_to_quaternion(T)  # x, y, z, w
+        rr = out.transform.rotation
+        rr.x, rr.y, rr.z, rr.w = (float(v) for v in q)
+        out.covariance = [float(v) for v in np.asarray(r.covariance, dtype=np.float64).ravel()]
+        out.metric_scale = bool(r.metric_scale)
+    if out.accepted and not out.verified:
+        out.reason = f"accepted by the sequence decision; {check.reason}"

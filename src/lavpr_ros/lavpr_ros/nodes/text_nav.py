@@ -4,7 +4,9 @@ The command (std_msgs/String on text_command) is embedded by an ONNX text encode
 the `tokenizers` library, no torch) and matched against the descriptions of the map's places,
 which place_map publishes, latched, on vpr/described_places. The best place's pose goes to
 goal_pose (geometry_msgs/PoseStamped, what Nav2's bt_navigator listens to) only when its score
-passes ``min_score``; otherwise no goal is sent and the reason is logged and published.
+passes ``min_score`` and it beats the best *different* place by ``min_margin`` (a command for a
+place that is not in the map scores many unrelated places alike); otherwise no goal is sent and
+the reason is logged and published in RetrievedPlaces.reason.
 
 Retrieval modes (``mode``, LaVPR): ``text`` runs here (place descriptions); ``cross_modal`` (the
 command against the places' *image* descriptors, so undescribed places can be found), ``fusion``
@@ -24,24 +26,49 @@ from lavpr_interfaces.msg import RetrievedPlace, RetrievedPlaces
 from lavpr_interfaces.srv import QueryPlaces
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from lavpr_ros.core.text_encoder import TextEncoder
-from lavpr_ros.core.text_retrieval import MAX_QUERY_CHARS, TextPlaceIndex
-from lavpr_ros.nodes.diagnostics import OK, WARN, Diagnostics, LatencyMeter, RateMeter
-from lavpr_ros.nodes.params import Param, declare
+from lavpr_ros.core.text_goal import (
+    DEFAULT_MIN_MARGIN,
+    DEFAULT_MIN_SCORE,
+    GoalPolicy,
+    decide_goal,
+    same_place_within,
+)
+from lavpr_ros.core.text_retrieval import MAX_QUERY_CHARS, TextPlaceIndex, log_safe
+from lavpr_ros.nodes.diagnostics import ERROR, OK, WARN, Diagnostics, LatencyMeter, RateMeter
+from lavpr_ros.nodes.params import LATCHED, Param, declare, parse_providers
 from lavpr_ros.nodes.runner import run_node
 
 PARAMS = [
     Param(
         "text_model",
-        "",
-        "Text encoder model manifest (.yaml or its directory); needed by mode text",
+        "minilm-l6-v2",
+        "Text encoder model manifest (.yaml or its directory; relative paths are also looked up "
+        "in the models folders, see docs); needed by mode text. When it cannot be loaded the "
+        "node runs degraded: every command is refused with the reason",
     ),
     Param("providers", "", "Comma-separated ONNX Runtime execution providers; empty = auto"),
     Param("top_k", 5, "Places published on vpr/retrieved_places per command"),
-    Param("min_score", 0.35, "Cosine score the best place needs for a goal to be sent"),
+    Param(
+        "min_score",
+        DEFAULT_MIN_SCORE,
+        "Cosine score the best place needs for a goal to be sent (calibrated on Corridor: "
+        "`lavpr text calibrate`, docs/text_goals.md)",
+    ),
+    Param(
+        "min_margin",
+        DEFAULT_MIN_MARGIN,
+        "Ambiguity check: how much the best place must out-score the best different place "
+        "(farther than ambiguity_radius_m); 0 = off [cosine]",
+    ),
+    Param(
+        "ambiguity_radius_m",
+        2.0,
+        "Places within this distance of the best one count as the same place in the "
+        "ambiguity check (places without a pose are always different) [m]",
+    ),
     Param(
         "mode",
         "text",
@@ -67,26 +94,31 @@ PARAMS = [
 
 MODES = ("text", "cross_modal", "fusion", "image")
 
-LATCHED = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
-
 
 class TextNavNode(Node):
     def __init__(self) -> None:
         super().__init__("text_nav")
         self.p = declare(self, PARAMS)
+        self.policy = GoalPolicy(float(self.p["min_score"]), float(self.p["min_margin"]))
+        if float(self.p["ambiguity_radius_m"]) < 0:
+            raise ValueError("ambiguity_radius_m must be >= 0")
         self.mode = str(self.p["mode"]).replace("-", "_")
         if self.mode not in MODES:
             raise ValueError(f"retrieval mode '{self.mode}' is not one of {', '.join(MODES)}")
         self.encoder: TextEncoder | None = None
         self.index: TextPlaceIndex | None = None
+        self.model_error = ""
         if self.mode == "text":
-            if not self.p["text_model"]:
-                raise ValueError("text_nav mode text needs the text_model parameter")
-            providers = [s.strip() for s in str(self.p["providers"]).split(",") if s.strip()]
-            self.encoder = TextEncoder(self.p["text_model"], providers=providers or None)
-            self.index = TextPlaceIndex(self.encoder)
+            providers = parse_providers(self.p["providers"])
+            try:
+                if not self.p["text_model"]:
+                    raise ValueError("the text_model parameter is empty")
+                self.encoder = TextEncoder(self.p["text_model"], providers=providers)
+                self.index = TextPlaceIndex(self.encoder)
+            except (OSError, ValueError, RuntimeError) as exc:
+                # A graph without text commands still recognises places: run degraded, loudly.
+                self.model_error = f"no text model, text commands are refused: {exc}"
+                self.get_logger().error(self.model_error)
         self.pending: dict[int, tuple[Any, float, RetrievedPlaces, float]] = {}
         self._next = 0
         self.places: dict[int, RetrievedPlace] = {}
@@ -141,8 +173,10 @@ class TextNavNode(Node):
         if self.mode != "text":
             self._ask_place_map(text, out, t0)
             return
-        assert self.index is not None
-        hits = self.index.query(text, len(self.places) if self.pose_text else int(self.p["top_k"]))
+        if self.index is None:
+            self._refuse(out, self.model_error)
+            return
+        hits = self.index.query(text, len(self.places))  # all: the ambiguity check needs them
         for h in hits:
             src = self.places[h.place_id]
             r = RetrievedPlace()
@@ -196,15 +230,22 @@ class TextNavNode(Node):
             self._refuse(out, f"query_places gave no answer within {limit:.1f} s")
 
     def _decide(self, out: RetrievedPlaces, text: str) -> None:
-        """Publish the places; send the best one's pose as a goal when it qualifies."""
+        """Publish the places (top_k); send the best one's pose as a goal when it scores high
+        enough and clearly beats every different place (core/text_goal.py)."""
         self._pose_text_rerank(out, text)
-        best = out.places[0]
-        if best.score < float(self.p["min_score"]):
-            self._refuse(
-                out,
-                f"best place {best.place_id} ('{best.description[:60]}') scores "
-                f"{best.score:.3f} < min_score {float(self.p['min_score']):.3f}: no goal sent",
-            )
+        cands = out.places
+        pos = [
+            (p.pose.pose.position.x, p.pose.pose.position.y, p.pose.pose.position.z) for p in cands
+        ]
+        same = same_place_within(
+            pos, float(self.p["ambiguity_radius_m"]), [bool(p.has_pose) for p in cands]
+        )
+        labels = [f"{p.place_id} ('{p.description[:60]}')" for p in cands]
+        decision = decide_goal([p.score for p in cands], self.policy, same, labels)
+        best = cands[decision.best]
+        out.places = sorted(cands, key=lambda p: -p.score)[: int(self.p["top_k"])]
+        if not decision.accept:
+            self._refuse(out, f"'{text[:60]}': {decision.reason}: no goal sent")
             return
         if not best.has_pose:
             self._refuse(out, f"best place {best.place_id} has no recorded pose: no goal sent")
@@ -219,7 +260,7 @@ class TextNavNode(Node):
         self.goals += 1
         self.last_reason = ""
         print(
-            f"[text_nav] '{text[:60]}' -> place {best.place_id} ({best.score:.3f}): goal "
+            f"[text_nav] '{log_safe(text, 60)}' -> place {best.place_id} ({best.score:.3f}): goal "
             f"({goal.pose.position.x:.2f}, {goal.pose.position.y:.2f}) in {goal.header.frame_id}",
             flush=True,
         )
@@ -277,22 +318,26 @@ class TextNavNode(Node):
         new = combine_scores([p.score for p in out.places], pts, w)
         for place, score in zip(out.places, new, strict=True):
             place.score = float(score)
-        out.places = sorted(out.places, key=lambda p: -p.score)[: int(self.p["top_k"])]
+        out.places = sorted(out.places, key=lambda p: -p.score)
 
     def _refuse(self, out: RetrievedPlaces, reason: str) -> None:
         out.goal_sent, out.reason = False, reason
         self.pub_places.publish(out)
         self.refused += 1
         self.last_reason = reason
-        self.get_logger().warning(reason)
+        self.get_logger().warning(log_safe(reason))
 
     def _diagnostics(self) -> tuple[int, str, dict[str, object]]:
         level = OK if not self.last_reason else WARN
         if not self.places:
             level = WARN
+        if self.model_error:
+            level = ERROR
         return (
             level,
-            self.last_reason or ("ready" if self.places else "no described places yet"),
+            self.model_error
+            or self.last_reason
+            or ("ready" if self.places else "no described places yet"),
             {
                 "mode": self.mode,
                 "model_id": self.encoder.model_id if self.encoder else "(place_map)",

@@ -20,18 +20,33 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from lavpr_ros.core.encoders import create_encoder
-from lavpr_ros.core.images import ImageFormatError, image_from_compressed, image_from_raw
+from lavpr_ros.core.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageFormatError,
+    image_from_compressed,
+    image_from_raw,
+)
 from lavpr_ros.nodes.convert import stamp_to_sec
-from lavpr_ros.nodes.diagnostics import ERROR, OK, WARN, Diagnostics, LatencyMeter, RateMeter
-from lavpr_ros.nodes.params import RELIABLE_INPUT, Param, declare, sensor_qos
+from lavpr_ros.nodes.diagnostics import (
+    ERROR,
+    OK,
+    WARN,
+    Diagnostics,
+    LatencyMeter,
+    RateMeter,
+    RecentWarning,
+)
+from lavpr_ros.nodes.params import RELIABLE_INPUT, Param, declare, parse_providers, sensor_qos
 from lavpr_ros.nodes.runner import run_node
+
+DEFAULT_ENCODER = "fuse:0.3*patchnorm+0.7*mobilenetv2-gem-imagenet"
 
 PARAMS = [
     Param(
         "encoder",
-        "patchnorm",
-        "Image encoder: 'patchnorm[:WxH[:P]]', a model manifest "
-        "(.yaml or its directory), or a TensorRT .engine with its manifest",
+        DEFAULT_ENCODER,
+        "Image encoder: 'patchnorm[:WxH[:P]]', a model manifest (.yaml or its directory), a "
+        "TensorRT .engine with its manifest, or a weighted fusion 'fuse:W1*SPEC1+W2*SPEC2'",
     ),
     Param(
         "providers",
@@ -47,6 +62,12 @@ PARAMS = [
         "Subscribe camera/image_raw/compressed (sensor_msgs/CompressedImage)",
     ),
     Param("max_batch", 4, "Most frames encoded together when the encoder falls behind"),
+    Param(
+        "max_image_pixels",
+        DEFAULT_MAX_PIXELS,
+        "Images with more pixels are refused from their header, before decoding (a small PNG "
+        "can declare gigapixels); <= 0 = only the built-in sanity limit",
+    ),
     Param(
         "max_frame_age_s",
         0.5,
@@ -73,7 +94,7 @@ class VprEncoderNode(Node):
         spec = str(self.p["encoder"])
         if not spec.startswith("patchnorm"):
             if self.p["providers"]:
-                kwargs["providers"] = [s.strip() for s in self.p["providers"].split(",") if s]
+                kwargs["providers"] = parse_providers(self.p["providers"])
             if self.p["trt_cache_dir"]:
                 kwargs["trt_cache_dir"] = self.p["trt_cache_dir"]
         self.encoder = create_encoder(spec, **kwargs)
@@ -81,25 +102,31 @@ class VprEncoderNode(Node):
             f"encoder {self.encoder.model_id} ({self.encoder.dim}-d) on {self.encoder.provider}"
         )
         self.max_batch = max(1, int(self.p["max_batch"]))
+        self.max_pixels = int(self.p["max_image_pixels"])
         self._pending: collections.deque[_Frame] = collections.deque(maxlen=self.max_batch)
         self._cv = threading.Condition()
         self._stop = False
         self.received = self.encoded = self.dropped = self.rejected = 0
         self.in_rate, self.out_rate = RateMeter(), RateMeter()
         self.latency = LatencyMeter()
-        self.last_error = ""
+        self.warning = RecentWarning()
+        self.started = time.monotonic()
+        self.topics: list[str] = []
         self.pub = self.create_publisher(PlaceDescriptor, "vpr/descriptor", 50)
         if self.p["subscribe_raw"]:
-            self.create_subscription(
+            sub = self.create_subscription(
                 Image, "camera/image_raw", self._on_image, sensor_qos(self.p["reliable_input"])
             )
+            self.topics.append(sub.topic_name)
         if self.p["subscribe_compressed"]:
-            self.create_subscription(
+            sub = self.create_subscription(
                 CompressedImage,
                 "camera/image_raw/compressed",
                 self._on_compressed,
                 sensor_qos(self.p["reliable_input"]),
             )
+            self.topics.append(sub.topic_name)
+        self.create_timer(5.0, self._check_input)
         self.diag = Diagnostics(self, self._diagnostics, float(self.p["diagnostics_period_s"]))
         self._worker = threading.Thread(target=self._work, name="encoder", daemon=True)
         self._worker.start()
@@ -109,7 +136,9 @@ class VprEncoderNode(Node):
         self.received += 1
         self.in_rate.tick()
         try:
-            img = image_from_raw(msg.data, msg.height, msg.width, msg.encoding, msg.step)
+            img = image_from_raw(
+                msg.data, msg.height, msg.width, msg.encoding, msg.step, self.max_pixels
+            )
         except ImageFormatError as exc:
             self._reject(f"camera/image_raw: {exc}")
             return
@@ -119,7 +148,7 @@ class VprEncoderNode(Node):
         self.received += 1
         self.in_rate.tick()
         try:
-            img = image_from_compressed(bytes(msg.data), msg.format)
+            img = image_from_compressed(bytes(msg.data), msg.format, self.max_pixels)
         except ImageFormatError as exc:
             self._reject(f"camera/image_raw/compressed: {exc}")
             return
@@ -127,8 +156,32 @@ class VprEncoderNode(Node):
 
     def _reject(self, why: str) -> None:
         self.rejected += 1
-        self.last_error = why
+        self.warning.set(why)
         self.get_logger().warning(why, throttle_duration_sec=2.0)
+
+    def _no_input_message(self) -> str:
+        """Which topic is expected, and which image topics exist (a wrong remap is the usual
+        cause of silence)."""
+        kinds = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+        seen = [
+            f"{name} [{t.split('/')[-1]}]"
+            for name, types in self.get_topic_names_and_types()
+            for t in types
+            if t in kinds and name not in self.topics
+        ]
+        since = time.monotonic() - self.started
+        return (
+            f"no images received in {since:.0f} s on {', '.join(self.topics) or 'no topic'}; "
+            + (
+                f"image topics on the graph: {', '.join(seen)} (remap camera/image_raw?)"
+                if seen
+                else "no image topic on the graph"
+            )
+        )
+
+    def _check_input(self) -> None:
+        if self.received == 0:
+            self.get_logger().warning(self._no_input_message(), throttle_duration_sec=30.0)
 
     def _enqueue(self, frame: _Frame) -> None:
         with self._cv:
@@ -179,10 +232,11 @@ class VprEncoderNode(Node):
 
     def _diagnostics(self) -> tuple[int, str, dict[str, object]]:
         level, message = OK, "encoding"
+        recent = self.warning.get()
         if self.received == 0:
-            level, message = WARN, "no images received"
-        elif self.rejected and self.last_error:
-            level, message = WARN, self.last_error
+            level, message = WARN, self._no_input_message()
+        elif recent:
+            level, message = WARN, recent
         if not self._worker.is_alive():
             level, message = ERROR, "encoder thread died"
         return (
@@ -199,14 +253,21 @@ class VprEncoderNode(Node):
                 "encoded": self.encoded,
                 "dropped_frames": self.dropped,
                 "rejected_frames": self.rejected,
+                "last_warning": self.warning.last,
             },
         )
 
     def destroy_node(self) -> None:
+        # Also called on a node whose __init__ failed half-way (e.g. a bad model path): only
+        # stop what exists, so the real error is the one the user sees.
         self._stop = True
-        with self._cv:
-            self._cv.notify_all()
-        self._worker.join(timeout=5.0)
+        cv = getattr(self, "_cv", None)
+        if cv is not None:
+            with cv:
+                cv.notify_all()
+        worker = getattr(self, "_worker", None)
+        if worker is not None:
+            worker.join(timeout=5.0)
         super().destroy_node()
 
 

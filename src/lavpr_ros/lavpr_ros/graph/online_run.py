@@ -8,21 +8,20 @@ frames can be run through the core detector offline (`offline_loop_closures`) to
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lavpr_ros.core.sequences import Frame, route_pose
 from lavpr_ros.graph.processes import ManagedProcess, ProcessGroup
-from lavpr_ros.tools.sequences import Frame, route_pose
 
 
 @dataclass
@@ -38,13 +37,6 @@ class ClosureRecord:
 
     def distance(self) -> float:
         return math.dist(self.query_xy, self.match_xy)
-
-
-@dataclass
-class SequenceRun:
-    frames: list[Frame]
-    closures: list[ClosureRecord] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 def score_closures(
@@ -83,19 +75,26 @@ def offline_loop_closures(
 ) -> list[ClosureRecord]:
     """The same frames, stamps and poses through the core detector, in this process."""
     from lavpr_ros.core.encoders import create_encoder
+    from lavpr_ros.core.frame_pipeline import FramePipeline, PipelineOptions
     from lavpr_ros.core.images import load_image
-    from lavpr_ros.core.loop_closure import LoopClosureDetector
     from lavpr_ros.core.place_map import PlaceMap
+    from lavpr_ros.core.pose_buffer import PoseBuffer
 
     encoder = create_encoder(encoder_spec)
     pmap = PlaceMap(dim=encoder.dim, model_id=encoder.model_id)
-    det = LoopClosureDetector(pmap, config)
+    options = PipelineOptions(max_clock_skew_s=0.0, expected_model_id=encoder.model_id)
+    pipe = FramePipeline(
+        config, options, place_map=pmap, poses=PoseBuffer(max_age_s=math.inf, max_len=1 << 62)
+    )
     out: list[ClosureRecord] = []
     for i, f in enumerate(frames):
         desc = encoder.encode([load_image(f.path)])[0]
-        pose = route_pose(f.place_index, spacing_m=spacing_m)
-        res = det.process(desc, start_stamp + i * stamp_period_s, pose)
-        d = res.decision
+        stamp = start_stamp + i * stamp_period_s
+        pipe.push_pose(stamp, route_pose(f.place_index, spacing_m=spacing_m), arrived=stamp)
+        recs = pipe.push_descriptor(desc, stamp, encoder.model_id, arrived=stamp)
+        recs += pipe.flush(stamp, force=True)
+        res = recs[-1].result if recs else None
+        d = res.decision if res is not None else None
         if d is not None and d.accepted:
             q, m = pmap.get(int(d.query_id)), pmap.get(int(d.match_id))
             out.append(
@@ -146,7 +145,7 @@ def player_command(
     return [
         sys.executable,
         "-m",
-        "lavpr_ros.tools.sequence_player",
+        "lavpr_ros.nodes.sequence_player",
         "--ros-args",
         "-p",
         f"dataset:={dataset}",
@@ -197,56 +196,6 @@ def play_and_wait(
     player.wait_for_line("done: published", timeout=n_frames / rate_hz * 3 + 60)
     time.sleep(settle_s)
     return player
-
-
-def write_report(run: SequenceRun, out_dir: Path, title: str) -> dict[str, Path]:
-    """metrics.json + a trajectory plot with loop closures coloured correct/false."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"metrics": out_dir / "metrics.json", "plot": out_dir / "loop_closures.png"}
-    paths["metrics"].write_text(json.dumps(run.metrics, indent=2, default=float) + "\n")
-    places = sorted({f.place_index for f in run.frames})
-    xy = np.array([route_pose(i, run.metrics.get("spacing_m", 2.0))[:2] for i in places])
-    fig, ax = plt.subplots(figsize=(8, 6))
-    ax.plot(xy[:, 0], xy[:, 1], "-", color="0.75", lw=1.5, label="route (both traverses)")
-    radius = run.metrics.get("gt_radius_m", 3.0)
-    good = np.array([c.query_xy for c in run.closures if c.distance() <= radius]).reshape(-1, 2)
-    bad = [c for c in run.closures if c.distance() > radius]
-    ax.plot(
-        good[:, 0],
-        good[:, 1],
-        "o",
-        ms=3,
-        color="tab:green",
-        label=f"correct loop closure ({len(good)})",
-    )
-    for i, c in enumerate(bad):
-        ax.plot(
-            [c.query_xy[0], c.match_xy[0]],
-            [c.query_xy[1], c.match_xy[1]],
-            "-",
-            lw=1,
-            color="tab:red",
-            label=f"false loop closure ({len(bad)}), to its match" if i == 0 else None,
-        )
-        ax.plot(*c.query_xy, "x", color="tab:red", ms=6)
-    m = run.metrics
-    ax.set_title(
-        f"{title}\nprecision {m.get('precision', float('nan')):.3f}, "
-        f"recall {m.get('recall', float('nan')):.3f}, {m.get('loop_closures', 0)} closures"
-    )
-    ax.set_xlabel("x [m]")
-    ax.set_ylabel("y [m]")
-    ax.axis("equal")
-    ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(paths["plot"], dpi=120)
-    plt.close(fig)
-    return paths
 
 
 def env_for_run() -> dict[str, str]:

@@ -20,11 +20,11 @@ import numpy as np
 from PIL import Image as PILImage
 
 from lavpr_ros.core.images import load_image
+from lavpr_ros.core.sequences import dataset_frames, route_pose
 from lavpr_ros.graph.description import default_config_file
+from lavpr_ros.graph.online_run import derived_config, env_for_run, running_graph
 from lavpr_ros.graph.processes import ProcessGroup
 from lavpr_ros.graph.ros_client import RosClient
-from lavpr_ros.tools.online_run import derived_config, env_for_run, running_graph
-from lavpr_ros.tools.sequences import dataset_frames, route_pose
 
 
 class _BenchNode(RosClient):

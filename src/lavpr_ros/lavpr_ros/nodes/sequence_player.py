@@ -16,10 +16,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
 from lavpr_ros.core.images import load_image
+from lavpr_ros.core.sequences import DATASET_TRAVERSES, dataset_frames, route_pose
 from lavpr_ros.nodes.convert import array_to_pose, sec_to_stamp
 from lavpr_ros.nodes.params import Param, declare
 from lavpr_ros.nodes.runner import run_node
-from lavpr_ros.tools.sequences import DATASET_TRAVERSES, dataset_frames, route_pose
 
 PARAMS = [
     Param("dataset", "nordland", "Dataset under LAVPR_DATA: nordland or corridor"),

@@ -1,0 +1,63 @@
+"""`lavpr map annotate` and `lavpr map places` on a saved map (the project's map format) with the
+real hand-written Corridor descriptions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lavpr_ros.cli.main import main
+from lavpr_ros.core.place_map import PlaceMap
+
+REPO = Path(__file__).resolve().parents[2]
+CSV = REPO / "evaluation" / "descriptions" / "corridor_ref.csv"
+
+
+@pytest.fixture
+def saved_map(tmp_path) -> Path:
+    """111 places (one per Corridor reference image), stamps 100 + i s, every 2nd with a pose."""
+    rng = np.random.default_rng(0)
+    m = PlaceMap(dim=8, model_id="m", frame_id="map")
+    for i in range(111):
+        pose = [float(i), 0.5, 0.0, 0, 0, 0, 1] if i % 2 == 0 else None
+        m.add(rng.standard_normal(8), 100.0 + i, pose)
+    path = tmp_path / "map"
+    m.save(path)
+    return path
+
+
+def test_annotate_by_id_then_list_places(saved_map, capsys) -> None:
+    assert main(["map", "annotate", str(saved_map), "--csv", str(CSV)]) == 0
+    assert "111 place(s) described" in capsys.readouterr().out
+    m = PlaceMap.load(saved_map)
+    assert m.get(31).description.startswith("picture on the left wall")
+    assert main(["map", "places", str(saved_map), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 111 and rows[2]["pose"][:3] == [2.0, 0.5, 0.0] and rows[1]["pose"] is None
+    assert rows[2]["frame_id"] == "map" and rows[2]["stamp"] == pytest.approx(102.0)
+    assert rows[17]["description"] == m.get(17).description
+    assert main(["map", "places", str(saved_map)]) == 0
+    text = capsys.readouterr().out
+    assert "x [m]" in text and "111 place(s), 111 described" in text
+
+
+def test_annotate_by_stamp(saved_map, tmp_path) -> None:
+    csv = tmp_path / "d.csv"
+    csv.write_text("image_path,description\nimg/105.000.png,a door\nimg/frame_107.02.png,a box\n")
+    assert main(["map", "annotate", str(saved_map), "--csv", str(csv), "--by", "stamp"]) == 0
+    m = PlaceMap.load(saved_map)
+    assert m.get(5).description == "a door" and m.get(7).description == "a box"
+
+
+def test_unknown_rows_write_nothing(saved_map, tmp_path, capsys) -> None:
+    csv = tmp_path / "d.csv"
+    csv.write_text("image_path,description\nref/0000003.jpg,a door\nref/0000500.jpg,nowhere\n")
+    assert main(["map", "annotate", str(saved_map), "--csv", str(csv)]) == 2
+    assert "match no place" in capsys.readouterr().err
+    assert PlaceMap.load(saved_map).get(3).description == ""
+    args = ["map", "annotate", str(saved_map), "--csv", str(csv), "--skip-unknown"]
+    assert main(args) == 0
+    assert PlaceMap.load(saved_map).get(3).description == "a door"
