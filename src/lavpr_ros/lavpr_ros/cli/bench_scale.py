@@ -40,10 +40,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoder", default="models/mobilenetv2-gem-imagenet", help="encoder spec")
     p.add_argument("--real", type=int, default=3000, help="augmented real images to encode")
     p.add_argument("--queries", type=int, default=300, help="held-out augmented query images")
-    p.add_argument("--storage", default="float16", choices=("float16", "float32"))
+    p.add_argument(
+        "--storage",
+        default="float16",
+        choices=("float16", "float32"),
+        help="descriptor storage of the maps",
+    )
     p.add_argument("--nordland-demo", type=int, default=0, help="winter queries (0: skip)")
-    p.add_argument("--json", type=Path, default=Path("results/bench-scale.json"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--json", type=Path, default=Path("results/bench-scale.json"), help="results JSON"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the augmentation and mixing")
     p.set_defaults(func=run_scale)
 
 
