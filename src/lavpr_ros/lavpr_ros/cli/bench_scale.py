@@ -37,7 +37,11 @@ CACHE = Path(".cache") / "scale"
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scale", help="1M-place maps from real descriptors: recall, memory, load")
     p.add_argument("--sizes", default="10000,100000,1000000", help="map sizes")
-    p.add_argument("--encoder", default="models/mobilenetv2-gem-imagenet", help="encoder spec")
+    p.add_argument(
+        "--encoder",
+        default="models/mobilenetv2-gem-imagenet",
+        help="encoder spec (default models/mobilenetv2-gem-imagenet)",
+    )
     p.add_argument("--real", type=int, default=3000, help="augmented real images to encode")
     p.add_argument("--queries", type=int, default=300, help="held-out augmented query images")
     p.add_argument(
