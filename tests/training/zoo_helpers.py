@@ -19,9 +19,9 @@ from lavpr_train.zoo.random_weights import random_state
 def corridor_subset(n_ref: int = 12, n_query: int = 6) -> tuple[list, list, list[set[int]]]:
     """Every k-th Corridor reference and query frame (real images) with their positives."""
     ds = data.corridor()
-    r_idx = list(range(0, len(ds.map_paths), len(ds.map_paths) // n_ref))[:n_ref]
+    r_idx = list(range(0, len(ds.ref_paths), len(ds.ref_paths) // n_ref))[:n_ref]
     q_idx = list(range(3, len(ds.query_paths), len(ds.query_paths) // n_query))[:n_query]
-    refs = [load_rgb(ds.map_paths[i]) for i in r_idx]
+    refs = [load_rgb(ds.ref_paths[i]) for i in r_idx]
     queries = [load_rgb(ds.query_paths[i]) for i in q_idx]
     return refs, queries, [ds.positives[i] for i in q_idx]
 
