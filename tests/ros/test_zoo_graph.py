@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,13 @@ def test_imported_model_in_graph(procs, client, data_root, tmp_path, salad_model
     args = {"config_file": str(config), "map_path": str(map_dir), "start_text_nav": "false"}
     with running_graph(procs, args):
         play_and_wait(procs, "nordland", 1000, 20, 10.0, 2.0, extra=["-p", "traverses:=summer"])
+        # The encoder may still be working through the frames (the map's model is confirmed
+        # after 3 descriptors): ask until the map has places.
+        deadline = time.monotonic() + 60
         saved = client.call(SaveMap, "save_map", SaveMap.Request())
+        while not saved.success and time.monotonic() < deadline:
+            time.sleep(1.0)
+            saved = client.call(SaveMap, "save_map", SaveMap.Request())
         assert saved.success and saved.num_places == 20, saved.message
     meta = yaml.safe_load((map_dir / "manifest.yaml").read_text())
     assert meta["model_id"] == manifest["model_id"] == "salad-small"

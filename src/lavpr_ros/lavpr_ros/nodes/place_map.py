@@ -569,9 +569,11 @@ class PlaceMapNode(Node):
             return
         from sensor_msgs.msg import CameraInfo, Image
 
-        qos = sensor_qos(self.p["reliable_input"])
-        # Their own group: decoding camera frames runs beside (not in the way of) descriptors and
-        # poses, which wait for nothing but the frame pipeline.
+        # Best effort, shallow, whatever reliable_input says: verification wants the keyframe's
+        # frame, never a queue that could hold back the camera driver (a keyframe whose frame was
+        # dropped is published unverified, with the reason). Their own group: decoding runs
+        # beside, not in the way of, descriptors and poses.
+        qos = sensor_qos(False)
         g = MutuallyExclusiveCallbackGroup()
         self.create_subscription(Image, "camera/image_raw", self._on_image, qos, callback_group=g)
         self.create_subscription(
@@ -588,7 +590,9 @@ class PlaceMapNode(Node):
     def _on_image(self, msg: Any) -> None:
         from lavpr_ros.core.images import ImageFormatError, image_from_raw
 
-        assert self.pipeline is not None
+        assert self.pipeline is not None and self.pipeline.verifier is not None
+        if min(msg.height, msg.width) < self.pipeline.verifier.features.min_image_side:
+            return  # too small for features anyway (e.g. 64x32): not worth decoding
         try:
             rgb = image_from_raw(msg.data, msg.height, msg.width, msg.encoding, msg.step)
         except ImageFormatError as exc:
