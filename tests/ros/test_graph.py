@@ -38,7 +38,10 @@ def _config(tmp_path: Path) -> Path:
         {
             # patchnorm: the offline twin below runs it too (mechanics, not the model).
             "vpr_encoder": {"max_frame_age_s": 0.0, "reliable_input": True, "encoder": "patchnorm"},
-            "place_map": {"reliable_input": True},
+            # Verification cannot run on 64x32 frames; with it on, place_map also subscribes the
+            # camera stream, and this player-driven run then drifted from the offline twin run
+            # to run (known issue, see docs/verification.md): the mechanics are tested without.
+            "place_map": {"reliable_input": True, "verification": {"enabled": False}},
         },
         tmp_path / "p.yaml",
     )

@@ -55,10 +55,10 @@ class PipelineOptions:
     # <= 0 = no clock check. The clock check is skipped while the clock reads 0 (sim time
     # before the first /clock message).
     max_clock_skew_s: float = 10.0
-    # Poses stamped later than the newest descriptor by more than this are refused [s]; <= 0 off
-    # (the default: odometry legitimately runs ahead of a slow encoder in fast replays; the clock
-    # check and the buffer restart cover bogus stamps).
-    max_pose_lead_s: float = 0.0
+    # Poses stamped later than the newest descriptor by more than this are refused [s]; <= 0 off.
+    # Besides bogus stamps, it keeps a pose far ahead of the images from pruning (60 s pose
+    # history) the poses that lagging descriptors still need.
+    max_pose_lead_s: float = 60.0
     # Consecutive descriptors of one model needed before it becomes the map's model.
     model_confirm_count: int = 3
     # The map's model when known from configuration ('' = learn it from the stream).

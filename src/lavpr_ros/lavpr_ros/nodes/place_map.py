@@ -123,9 +123,10 @@ PARAMS = [
     ),
     Param(
         "max_pose_lead_s",
-        0.0,
-        "Poses stamped later than the newest descriptor by more than this are refused [s]; "
-        "<= 0 (default) disables the check: in fast replays odometry runs ahead of a slow encoder",
+        60.0,
+        "Poses stamped later than the newest descriptor by more than this are refused [s] (a "
+        "pose far ahead would also prune the pose history lagging descriptors need); <= 0 "
+        "disables the check",
     ),
     Param(
         "no_pose_warn_s",
