@@ -401,7 +401,9 @@ def replay_bag(
                 with node.lock:
                     quiet = time.monotonic() - node.last_output
                     done = node.counts["descriptors"] >= published["images"]
-                if quiet >= settle_s or (done and quiet >= min(settle_s, 1.5)):
+                # Every frame encoded: a short quiet spell ends it. Otherwise the encoder may still
+                # be working through its lossless queue: only a long silence means it is stuck.
+                if (done and quiet >= min(settle_s, 1.5)) or quiet >= max(settle_s, 10.0):
                     break
                 time.sleep(0.1)
             time.sleep(1.2)  # one more diagnostics period for final counters

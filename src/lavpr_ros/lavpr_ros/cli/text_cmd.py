@@ -171,19 +171,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--commands",
         type=Path,
         default=_ROOT / "evaluation" / "commands" / "corridor_commands.csv",
-        help="CSV command,kind,places (in_map / out_of_map commands)",
+        help="CSV command,kind,places (in_map / out_of_map commands); default "
+        "evaluation/commands/corridor_commands.csv",
     )
     c.add_argument(
         "--descriptions",
         type=Path,
         default=_ROOT / "evaluation" / "descriptions" / "corridor_ref.csv",
-        help="LaVPR-layout CSV describing the map (Corridor reference images)",
+        help="LaVPR-layout CSV describing the map (Corridor reference images); default "
+        "evaluation/descriptions/corridor_ref.csv",
     )
     c.add_argument(
         "--query-descriptions",
         default=str(_ROOT / "evaluation" / "descriptions" / "corridor_query.csv"),
         help="held-out in-map commands: the query images' descriptions, scored with the "
-        "ground truth (not used to choose); '' to skip",
+        "ground truth (not used to choose); '' to skip; default "
+        "evaluation/descriptions/corridor_query.csv",
     )
     c.add_argument(
         "--ref",
