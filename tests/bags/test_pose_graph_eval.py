@@ -54,6 +54,7 @@ def test_bag_replay_with_pose_graph_corrects_online(nordland_frames, tmp_path: P
     write_sidecar(bag, nordland_frames, 3.0, {})
     out = tmp_path / "replay"
     args = ["bag", "replay", str(bag), "--rate-factor", "10", "--out", str(out), "--quiet"]
+    args += ["--encoder", "patchnorm"]  # keeps up at x10 on 2 shared cores (mechanics test)
     drift_args = ["--scale-error", "0.05", "--heading-rw", "0.01"]
     assert lavpr([*args, "--no-offline", "--pose-graph", *drift_args]) == 0
     pg = json.loads((out / "metrics.json").read_text())["pose_graph"]
