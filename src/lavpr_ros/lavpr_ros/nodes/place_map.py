@@ -327,12 +327,15 @@ class PlaceMapNode(Node):
         path = self.p["map_path"]
         if not (path and self.p["load_on_start"]):
             return
-        if not (Path(path) / "manifest.yaml").exists() and not _has_recoverable(Path(path)):
-            self.get_logger().info(f"no map at {path} yet: starting an empty map")
+        target = Path(path)
+        if target.is_dir() and not any(target.iterdir()):
+            self.get_logger().info(f"no map at {path} yet (empty folder): starting an empty map")
             return
-        try:
+        try:  # the core finds the map or what an interrupted save left of it
             self._install_map(PlaceMap.load(path))
             self.get_logger().info(f"loaded map {path}: {len(self.map or [])} places")
+        except FileNotFoundError:
+            self.get_logger().info(f"no map at {path} yet: starting an empty map")
         except Exception as exc:
             self.save_allowed = False
             self.get_logger().error(
@@ -845,11 +848,6 @@ class PlaceMapNode(Node):
             "last_warning": self.warning.last,
         }
         return level, now_warning or "ok", values
-
-
-def _has_recoverable(path: Path) -> bool:
-    """A crash mid-save can leave only the sibling temp/aside directories: let the core recover."""
-    return any(path.parent.glob(path.name + ".*")) if path.parent.is_dir() else False
 
 
 def fill_verification(out: LoopClosure, check: Any) -> None:
