@@ -59,12 +59,6 @@ def _record(msg: LoopClosure) -> ClosureRecord:
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known issue (docs/verification.md): in this sequence-player-driven run the online "
-    "closures sometimes drift from the offline twin (about 1 run in 3 on 2 loaded cores); "
-    "lavpr bag replay stays identical online/offline (tests/bags/test_replay.py)",
-)
 def test_online_loop_closures_match_offline_core(procs, client, data_root, tmp_path) -> None:
     config = _config(tmp_path)
     closures = client.subscribe(LoopClosure, "vpr/loop_closure")

@@ -159,13 +159,14 @@ class ReplayNode(RosClient):
                 self.diag[name] = {kv.key: kv.value for kv in st.values}
 
     def wait_for_subscribers(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        pubs = [p for p in (self.pub_img, self.pub_pose) if p is not None]
-        while any(p.get_subscription_count() < 1 for p in pubs):
-            if time.monotonic() > deadline:
-                missing = [p.topic_name for p in pubs if p.get_subscription_count() < 1]
-                raise TimeoutError(f"no subscriber on {', '.join(missing)} after {timeout:.0f} s")
-            time.sleep(0.05)
+        """Wait for the encoder on the image topic and place_map on the pose topic (not just
+        any reader: place_map also reads the camera and is up long before the encoder)."""
+        from lavpr_ros.nodes.discovery import wait_for_readers
+
+        wanted = {self.pub_img.topic_name: ["vpr_encoder"]}
+        if self.pub_pose is not None:
+            wanted[self.pub_pose.topic_name] = ["place_map"]
+        wait_for_readers(self.node, wanted, timeout)
 
     def publish_clock(self, t_ns: int) -> None:
         if self.pub_clock is None:
@@ -372,7 +373,6 @@ def replay_bag(
         )
         with ctx:
             node.wait_for_subscribers(60.0)
-            time.sleep(0.5)  # discovery of the reverse direction (outputs) settles
             log(f"playing {n_images} images at x{rate_factor:g} into {node.image_out} ...")
             t0_wall = time.monotonic()
             t0_bag = None

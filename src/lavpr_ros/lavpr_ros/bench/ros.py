@@ -56,14 +56,10 @@ class _BenchNode(RosClient):
         self.lc_lat.append(time.time() - self._sec(msg.header.stamp))
 
     def wait_matched(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while (
-            self.pub_img.get_subscription_count() < 1 or self.pub_odom.get_subscription_count() < 1
-        ):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the graph did not subscribe to camera/image_raw and odom")
-            time.sleep(0.05)
-        time.sleep(0.5)  # let both sides finish matching
+        from lavpr_ros.nodes.discovery import wait_for_readers
+
+        wanted = {self.pub_img.topic_name: ["vpr_encoder"], self.pub_odom.topic_name: ["place_map"]}
+        wait_for_readers(self.node, wanted, timeout)
 
     def play(self, images: list[np.ndarray], poses: list[np.ndarray], rate: float) -> int:
         from lavpr_ros.nodes.convert import array_to_pose, sec_to_stamp

@@ -18,6 +18,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from lavpr_ros.core.images import load_image
 from lavpr_ros.core.sequences import DATASET_TRAVERSES, dataset_frames, route_pose
 from lavpr_ros.nodes.convert import array_to_pose, sec_to_stamp
+from lavpr_ros.nodes.discovery import missing_readers
 from lavpr_ros.nodes.params import Param, declare
 from lavpr_ros.nodes.runner import run_node
 
@@ -41,9 +42,15 @@ PARAMS = [
     ),
     Param("compressed", False, "Publish CompressedImage (PNG/JPEG bytes) instead of Image"),
     Param(
-        "wait_for_subscribers",
-        1,
-        "Wait until this many subscribers of the camera and of odom are matched",
+        "camera_readers",
+        "vpr_encoder",
+        "Comma-separated nodes that must read the camera before playing starts ('' = any one "
+        "reader); place_map reads it too, but comes up before the encoder has loaded its model",
+    ),
+    Param(
+        "odom_readers",
+        "place_map",
+        "Comma-separated nodes that must read odom before playing starts ('' = any one reader)",
     ),
     Param("odom_frame", "odom", "frame_id of the odometry"),
     Param("verbose", False, "Print a line per frame"),
@@ -80,10 +87,13 @@ class SequencePlayer(Node):
         if not self.started:
             # Both the camera and the odometry readers must be matched (a best-effort reader
             # loses what is sent before), then a moment for the other side of the match.
-            need = int(self.p["wait_for_subscribers"])
             img, odom = self.pub_img, self.pub_odom
-            matched = min(img.get_subscription_count(), odom.get_subscription_count())
-            if matched < need:
+            wanted = {
+                pub.topic_name: [n.strip() for n in str(self.p[key]).split(",") if n.strip()]
+                for pub, key in ((img, "camera_readers"), (odom, "odom_readers"))
+            }
+            anyone = all(p.get_subscription_count() > 0 for p in (img, odom))
+            if missing_readers(self, wanted) or not anyone:
                 self.t_matched = None
                 if time.monotonic() - self.t_wait > 60:
                     self.get_logger().warning("still waiting for camera and odom subscribers")
