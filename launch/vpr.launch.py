@@ -14,6 +14,7 @@ from lavpr_ros.graph.description import (
     default_config_file,
     nodes_to_start,
     param_overrides,
+    remappings,
 )
 
 
@@ -27,7 +28,7 @@ def _nodes(context, *_, **__):
             name=spec.name,
             namespace=args["namespace"],
             parameters=[config, param_overrides(spec, args)],
-            remappings=list(spec.remappings),
+            remappings=remappings(spec, args),
             output="screen",
             emulate_tty=True,
             # A required node that exits (e.g. a model that is not found) stops the launch.

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from lavpr_ros.graph.description import LAUNCH_ARGUMENTS, NODES, default_config_file
+from lavpr_ros.graph.description import (
+    LAUNCH_ARGUMENTS,
+    NODES,
+    TOPIC_ARGUMENTS,
+    default_config_file,
+    remappings,
+)
 from lavpr_ros.graph.launcher import node_command, parse_launch_args, resolve_args
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,6 +82,8 @@ def test_launch_file_declares_every_argument(launch_module: types.ModuleType) ->
         {},
         {"namespace": "robot1", "use_sim_time": "true", "image_model": "patchnorm:32x16:4"},
         {"start_text_nav": "false", "map_path": "/tmp/m", "text_model": "/models/t"},
+        {"image_topic": "/front/color/image_raw", "odom_topic": "/robot/odom"},
+        {"text_command_topic": "/voice/text", "depth_topic": "/front/depth", "pose_topic": "/amcl"},
     ],
 )
 def test_launch_file_and_launcher_agree(
@@ -109,7 +117,9 @@ def test_launch_file_and_launcher_agree(
             k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in params.items()
         }
         assert launch_params == cli_params
-        assert list(spec.remappings) == kw["remappings"]
+        cli_remaps = [tuple(cmd[i + 1].split(":=")) for i, a in enumerate(cmd) if a == "-r"]
+        cli_remaps = [r for r in cli_remaps if not r[0].startswith("__")]
+        assert cli_remaps == kw["remappings"] == remappings(spec, args)
         # A required node that exits stops the launch, as `lavpr launch` stops the graph.
         if spec.required:
             assert (
@@ -124,3 +134,16 @@ def test_launcher_rejects_unknown_arguments() -> None:
         resolve_args({"image_modle": "x"})
     with pytest.raises(ValueError, match="name:=value"):
         parse_launch_args(["image_model=patchnorm"])
+
+
+def test_topic_arguments_remap_every_reader_and_only_when_changed() -> None:
+    args = resolve_args({"image_topic": "/front/image", "odom_topic": "odom"})
+    by_name = {spec.name: spec for spec in NODES}
+    # Every node that reads the camera is remapped; the default name remaps nothing.
+    for name in ("vpr_encoder", "place_map", "geo_localizer"):
+        assert ("camera/image_raw", "/front/image") in remappings(by_name[name], args)
+    assert remappings(by_name["text_nav"], args) == []
+    assert not any(src == "odom" for src, _ in remappings(by_name["place_map"], args))
+    # Each topic argument is declared with the nodes' own name as its default.
+    declared = {a.name: a.default for a in LAUNCH_ARGUMENTS}
+    assert all(declared[k] == topic for k, (topic, _) in TOPIC_ARGUMENTS.items())

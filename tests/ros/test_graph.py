@@ -38,10 +38,10 @@ def _config(tmp_path: Path) -> Path:
         {
             # patchnorm: the offline twin below runs it too (mechanics, not the model).
             "vpr_encoder": {"max_frame_age_s": 0.0, "reliable_input": True, "encoder": "patchnorm"},
-            # Verification cannot run on 64x32 frames; with it on, place_map also subscribes the
-            # camera stream, and this player-driven run then drifted from the offline twin run
-            # to run (known issue, see docs/verification.md): the mechanics are tested without.
-            "place_map": {"reliable_input": True, "verification": {"enabled": False}},
+            # Verification stays on (the default): place_map reads the camera too, and the
+            # player must still wait for the encoder (docs/verification.md); on 64x32 frames it
+            # cannot run, so the decisions are the offline twin's.
+            "place_map": {"reliable_input": True},
         },
         tmp_path / "p.yaml",
     )
@@ -62,10 +62,8 @@ def _record(msg: LoopClosure) -> ClosureRecord:
 def test_online_loop_closures_match_offline_core(procs, client, data_root, tmp_path) -> None:
     config = _config(tmp_path)
     closures = client.subscribe(LoopClosure, "vpr/loop_closure")
-    odoms = client.subscribe(Odometry, "odom")
     with running_graph(procs, {"config_file": str(config), "start_text_nav": "false"}):
         play_and_wait(procs, "nordland", START, COUNT, RATE, SPACING)
-    print("ODOM", len(odoms), sorted({m.header.stamp.sec for m in odoms})[-3:])
     frames = dataset_frames("nordland", ["summer", "winter"], START, COUNT)
     radius = 1.5 * SPACING
     online = score_closures([_record(m) for m in closures], frames, radius, SPACING)
@@ -77,39 +75,13 @@ def test_online_loop_closures_match_offline_core(procs, client, data_root, tmp_p
         offline_loop_closures(frames, "patchnorm", lc_config, SPACING), frames, radius, SPACING
     )
     print("online", online, "\noffline", offline)
-    import math as _m
-
-    bad = [
-        (
-            m.query_id,
-            m.match_id,
-            m.header.stamp.sec,
-            round(m.query_pose.position.x, 1),
-            round(m.match_pose.position.x, 1),
-            m.has_poses,
-        )
-        for m in closures
-        if not m.has_poses
-        or _m.hypot(
-            m.query_pose.position.x - m.match_pose.position.x,
-            m.query_pose.position.y - m.match_pose.position.y,
-        )
-        > 3
-    ]
-    print("BAD", bad)
-    for p in procs.procs:
-        print(
-            "==",
-            p.name,
-            "\n".join(x for x in p.output().splitlines() if "loop closure:" not in x)[-6000:],
-        )
     assert offline["loop_closures"] > 20 and offline["precision"] > 0.9  # the core works here
     assert online["loop_closures"] > 0
     assert online["precision"] >= offline["precision"] - 0.02
     assert online["recall"] >= offline["recall"] - 0.05
     # Poses went through the messages intact: every closure has a query pose on the route.
-    no_pose = [(m.query_id, m.match_id, m.header.stamp.sec) for m in closures if not m.has_poses]
-    assert not no_pose, f"closures without poses (query, match, stamp): {no_pose}"
+    no_pose = [(m.query_id, m.match_id) for m in closures if not m.has_poses]
+    assert not no_pose, f"closures without poses (query, match): {no_pose}"
 
 
 def test_text_goal_save_restart_load(procs, client, data_root, tmp_path, text_model) -> None:

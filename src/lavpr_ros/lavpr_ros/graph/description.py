@@ -23,6 +23,8 @@ class NodeSpec:
     # Launch argument -> node parameter that it overrides when non-empty.
     arg_params: dict[str, str] = field(default_factory=dict)
     remappings: tuple[tuple[str, str], ...] = ()
+    # Topic launch arguments (TOPIC_ARGUMENTS) that remap this node's inputs when set.
+    topic_args: tuple[str, ...] = ()
     # A required node that exits stops the whole graph (nothing works without it); an optional
     # one leaves the graph running, degraded, with a loud message.
     required: bool = False
@@ -35,6 +37,7 @@ NODES: tuple[NodeSpec, ...] = (
         module="lavpr_ros.nodes.vpr_encoder",
         start_arg="start_vpr_encoder",
         arg_params={"image_model": "encoder"},
+        topic_args=("image_topic", "compressed_image_topic"),
         required=True,
     ),
     NodeSpec(
@@ -43,6 +46,7 @@ NODES: tuple[NodeSpec, ...] = (
         module="lavpr_ros.nodes.place_map",
         start_arg="start_place_map",
         arg_params={"map_path": "map_path", "text_model": "text_model", "maps_root": "maps_root"},
+        topic_args=("image_topic", "camera_info_topic", "depth_topic", "odom_topic", "pose_topic"),
         required=True,
     ),
     NodeSpec(
@@ -51,6 +55,7 @@ NODES: tuple[NodeSpec, ...] = (
         module="lavpr_ros.nodes.text_nav",
         start_arg="start_text_nav",
         arg_params={"text_model": "text_model"},
+        topic_args=("text_command_topic",),
     ),
     NodeSpec(
         name="geo_localizer",
@@ -59,6 +64,7 @@ NODES: tuple[NodeSpec, ...] = (
         start_arg="start_geo_localizer",
         default_start=False,
         arg_params={"geo_base_url": "base_url"},
+        topic_args=("image_topic", "compressed_image_topic"),
     ),
     NodeSpec(
         name="pose_graph",
@@ -67,6 +73,7 @@ NODES: tuple[NodeSpec, ...] = (
         start_arg="start_pose_graph",
         default_start=False,
         arg_params={"map_path": "map_path"},
+        topic_args=("odom_topic", "pose_topic"),
     ),
 )
 
@@ -77,6 +84,21 @@ class LaunchArgument:
     default: str
     description: str
 
+
+# Input topics a robot names differently: launch argument -> (the nodes' topic, what it carries).
+# The default is the nodes' own name (no remapping); any other value remaps every node reading it.
+TOPIC_ARGUMENTS: dict[str, tuple[str, str]] = {
+    "image_topic": ("camera/image_raw", "Camera images (sensor_msgs/Image)"),
+    "compressed_image_topic": (
+        "camera/image_raw/compressed",
+        "Compressed camera images (sensor_msgs/CompressedImage)",
+    ),
+    "camera_info_topic": ("camera/camera_info", "Camera intrinsics (verification)"),
+    "depth_topic": ("camera/depth/image_raw", "Depth image aligned with the camera (metric scale)"),
+    "odom_topic": ("odom", "Odometry (nav_msgs/Odometry; place_map pose_source odom)"),
+    "pose_topic": ("pose", "Pose (geometry_msgs/PoseStamped; place_map pose_source pose)"),
+    "text_command_topic": ("text_command", "Text instructions for text_nav (std_msgs/String)"),
+}
 
 LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("config_file", "", "Parameter YAML (default: config/lavpr.yaml of lavpr_ros)"),
@@ -90,6 +112,10 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     *(
         LaunchArgument(n.start_arg, "true" if n.default_start else "false", f"Start {n.name}")
         for n in NODES
+    ),
+    *(
+        LaunchArgument(name, topic, f"{what}; remaps '{topic}' of every node reading it")
+        for name, (topic, what) in TOPIC_ARGUMENTS.items()
     ),
 )
 
@@ -127,6 +153,17 @@ def param_overrides(spec: NodeSpec, args: dict[str, str]) -> dict[str, object]:
         if args.get(arg):
             params[param] = args[arg]
     return params
+
+
+def remappings(spec: NodeSpec, args: dict[str, str]) -> list[tuple[str, str]]:
+    """The node's fixed remappings plus those of the topic arguments set to another name."""
+    out = list(spec.remappings)
+    for arg in spec.topic_args:
+        topic = TOPIC_ARGUMENTS[arg][0]
+        value = (args.get(arg) or "").strip()
+        if value and value != topic:
+            out.append((topic, value))
+    return out
 
 
 def nodes_to_start(args: dict[str, str]) -> list[NodeSpec]:

@@ -17,6 +17,7 @@ from lavpr_ros.graph.description import (
     default_config_file,
     nodes_to_start,
     param_overrides,
+    remappings,
 )
 from lavpr_ros.graph.processes import ProcessGroup
 
@@ -47,7 +48,7 @@ def node_command(spec: NodeSpec, args: Mapping[str, str]) -> list[str]:
     cmd += ["--params-file", args["config_file"]]
     for key, value in param_overrides(spec, dict(args)).items():
         cmd += ["-p", f"{key}:={_ros_value(value)}"]
-    for src, dst in spec.remappings:
+    for src, dst in remappings(spec, dict(args)):
         cmd += ["-r", f"{src}:={dst}"]
     return cmd
 
