@@ -1,4 +1,5 @@
-"""Print the README's parameter tables from the nodes' declared parameters (keeps README true)."""
+"""Print docs/reference.md's parameter tables from the nodes' declared parameters (keeps the docs
+true); the live column marks parameters a running node applies (the others are read-only)."""
 
 from lavpr_ros.nodes import (
     geo_localizer,
@@ -20,8 +21,9 @@ TABLES = {
 
 for node, params in TABLES.items():
     print(f"\n**{node}** parameters\n")
-    print("| parameter | default | meaning |")
-    print("|---|---|---|")
+    print("| parameter | default | live | meaning |")
+    print("|---|---|---|---|")
     for p in params:
         default = repr(p.default).replace("|", "\\|")
-        print(f"| `{p.name}` | `{default}` | {p.description} |")
+        live = "live" if p.live else ""
+        print(f"| `{p.name}` | `{default}` | {live} | {p.description} |")

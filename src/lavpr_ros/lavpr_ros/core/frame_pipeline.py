@@ -166,6 +166,13 @@ class FramePipeline:
         self.model = (place_map.model_id, place_map.dim)
         self._overlap_reported = False
 
+    def update_config(self, config: LoopClosureConfig) -> None:
+        """New detector thresholds from the next frame on (also for maps installed later);
+        ValueError, nothing changed, when the running detector cannot take them."""
+        if self.detector is not None:
+            self.detector.update_config(config)
+        self.config = config
+
     def expected_model(self) -> str | None:
         """The model descriptors must come from, when known (map or configuration)."""
         if self.model is not None:

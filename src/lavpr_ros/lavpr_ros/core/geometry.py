@@ -90,7 +90,7 @@ class VerificationConfig:
     min_inlier_ratio: float = 0.3  # inliers / ratio-test matches
 
     def __post_init__(self) -> None:
-        if not 0 < self.ratio <= 1 or self.ransac_px <= 0 or not 0 < self.confidence < 1:
+        if not 0 < self.ratio <= 1 or not self.ransac_px > 0 or not 0 < self.confidence < 1:
             raise ValueError("ratio in (0, 1], ransac_px > 0, confidence in (0, 1) required")
         if self.min_inliers < 5 or not 0 <= self.min_inlier_ratio <= 1:
             raise ValueError("min_inliers >= 5 and min_inlier_ratio in [0, 1] required")

@@ -159,7 +159,35 @@ class LoopClosureConfig:
             raise ValueError(f"sequence_length must be >= 0, got {self.sequence_length}")
         if self.max_pose_distance_m is not None and self.max_pose_distance_m < 0:
             raise ValueError("max_pose_distance_m must be >= 0 or None")
+        for name in ("min_score", "min_sequence_score", "min_confidence", "std_floor"):
+            if math.isnan(float(getattr(self, name))):
+                raise ValueError(f"{name} must be a number, got NaN")
+        for name in KEYFRAME_FIELDS:
+            v = float(getattr(self, name))
+            if not math.isfinite(v) or v < 0:
+                raise ValueError(f"{name} must be finite and >= 0, got {v}")
         self.velocities = tuple(float(v) for v in self.velocities)
+
+
+# Keyframing thresholds of LoopClosureConfig (KeyframeSelector's arguments, in order).
+KEYFRAME_FIELDS = (
+    "keyframe_min_distance_m",
+    "keyframe_min_rotation_rad",
+    "keyframe_max_interval_s",
+    "keyframe_min_interval_s",
+)
+# Fields that shape the sequence matcher and the map's role: a running detector keeps them
+# (LoopClosureDetector.update_config refuses a change; build a new detector instead).
+STRUCTURAL_FIELDS = (
+    "mode",
+    "sequence_length",
+    "velocities",
+    "sequence_exclusion_window",
+    "contrast_normalise",
+    "contrast_window",
+    "query_window",
+    "std_floor",
+)
 
 
 @dataclass
@@ -226,6 +254,27 @@ class LoopClosureDetector:
             if c.min_sequence_frames is None
             else int(c.min_sequence_frames)
         )
+
+    def update_config(self, config: LoopClosureConfig) -> None:
+        """Use new thresholds (acceptance, top-k, temporal exclusion, keyframing) from the next
+        frame on; keyframing and sequence state are kept. ValueError, detector unchanged, when a
+        structural field (STRUCTURAL_FIELDS) differs: those need a new detector."""
+        changed = [f for f in STRUCTURAL_FIELDS if getattr(config, f) != getattr(self.config, f)]
+        if changed:
+            raise ValueError(
+                f"{', '.join(changed)} cannot change on a running detector (build a new one)"
+            )
+        min_frames = (
+            max(1, config.sequence_length // 2)
+            if config.min_sequence_frames is None
+            else int(config.min_sequence_frames)
+        )
+        kf = KeyframeSelector(*(getattr(config, f) for f in KEYFRAME_FIELDS))  # validates
+        self.config = config
+        self.min_sequence_frames = min_frames
+        k = self.keyframes
+        k.min_distance_m, k.min_rotation_rad = kf.min_distance_m, kf.min_rotation_rad
+        k.max_interval_s, k.min_interval_s = kf.max_interval_s, kf.min_interval_s
 
     def reset(self) -> None:
         """Forget keyframing and sequence state (the map is kept)."""

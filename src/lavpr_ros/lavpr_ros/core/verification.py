@@ -126,6 +126,31 @@ PARAMETERS: dict[str, tuple[object, str]] = {
 }
 
 
+# The thresholds of the geometric check: a running node may change them (the features already
+# stored with the map do not depend on them). The others shape what is extracted and stored.
+LIVE_PARAMETERS = (
+    "verification.min_inliers",
+    "verification.min_inlier_ratio",
+    "verification.ratio",
+    "verification.ransac_px",
+)
+
+
+def geometry_from_params(p: dict) -> VerificationConfig:
+    """The geometric check's thresholds (``verification.*``; missing keys take their defaults);
+    ValueError when they are out of range."""
+
+    def get(key: str):
+        return p.get(key, PARAMETERS[key][0])
+
+    return VerificationConfig(
+        ratio=float(get("verification.ratio")),
+        ransac_px=float(get("verification.ransac_px")),
+        min_inliers=int(get("verification.min_inliers")),
+        min_inlier_ratio=float(get("verification.min_inlier_ratio")),
+    )
+
+
 def intrinsics_from_params(p: dict) -> CameraIntrinsics | None:
     """Intrinsics given as parameters (camera.fx > 0), else None (use CameraInfo)."""
     if float(p.get("camera.fx", 0.0)) <= 0:
@@ -156,11 +181,6 @@ def verifier_from_params(p: dict) -> KeyframeVerifier | None:
             min_detect_side=max(240, side),
             min_image_side=side,
         ),
-        VerificationConfig(
-            ratio=float(get("verification.ratio")),
-            ransac_px=float(get("verification.ransac_px")),
-            min_inliers=int(get("verification.min_inliers")),
-            min_inlier_ratio=float(get("verification.min_inlier_ratio")),
-        ),
+        geometry_from_params(p),
         intrinsics_from_params({k: get(k) for k in PARAMETERS if k.startswith("camera.")}),
     )

@@ -97,6 +97,13 @@ class Diagnostics:
         self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._timer = node.create_timer(period_s, self.publish)
 
+    def set_period(self, period_s: float) -> None:
+        """Publish every ``period_s`` from now on (a live diagnostics_period_s)."""
+        if not period_s > 0:
+            raise ValueError(f"diagnostics period must be > 0 [s], got {period_s}")
+        old, self._timer = self._timer, self._node.create_timer(period_s, self.publish)
+        self._node.destroy_timer(old)
+
     def publish(self) -> None:
         level, message, values = self._collect()
         status = DiagnosticStatus()

@@ -38,7 +38,7 @@ from lavpr_ros.core.images import (
 )
 from lavpr_ros.geo_client import GeoClient, GeoServerError, encode_jpeg
 from lavpr_ros.nodes.diagnostics import OK, WARN, Diagnostics, LatencyMeter
-from lavpr_ros.nodes.params import LATCHED, Param, declare
+from lavpr_ros.nodes.params import LATCHED, LiveParameters, Param, declare, prepare_periods
 from lavpr_ros.nodes.runner import run_node
 
 PARAMS = [
@@ -97,7 +97,7 @@ PARAMS = [
     ),
     Param("max_tokens", 1024, "Completion token limit (the reasoning needs room)"),
     Param("temperature", 0.1, "Sampling temperature"),
-    Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]"),
+    Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]", live=True),
 ]
 
 
@@ -157,6 +157,12 @@ class GeoLocalizerNode(Node):
         if float(self.p["period_s"]) > 0:
             self.create_timer(float(self.p["period_s"]), self._on_timer)
         self.diag = Diagnostics(self, self._diagnostics, float(self.p["diagnostics_period_s"]))
+        self.live = LiveParameters(
+            self,
+            PARAMS,
+            self.p,
+            prepare_periods({"diagnostics_period_s": (self.diag.set_period, False)}),
+        )
         self._worker = threading.Thread(target=self._work, name="geo_request", daemon=True)
         self._worker.start()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from lavpr_ros.core.frame_pipeline import REJECTED, FramePipeline, FrameRecord, 
 from lavpr_ros.core.geo import scan_maps, select_map
 from lavpr_ros.core.loop_closure import (
     NO_PLACE_ID,
+    STRUCTURAL_FIELDS,
     LoopClosureConfig,
     LoopClosureDetector,
     query_label,
@@ -42,8 +44,9 @@ from lavpr_ros.core.pose_buffer import PoseBuffer
 from lavpr_ros.core.retrieval import MODES as RETRIEVAL_MODES
 from lavpr_ros.core.retrieval import PlaceRetriever
 from lavpr_ros.core.text_retrieval import TextPlaceIndex
+from lavpr_ros.core.verification import LIVE_PARAMETERS as VERIFICATION_LIVE
 from lavpr_ros.core.verification import PARAMETERS as VERIFICATION_PARAMETERS
-from lavpr_ros.core.verification import VERIFIED, verifier_from_params
+from lavpr_ros.core.verification import VERIFIED, geometry_from_params, verifier_from_params
 from lavpr_ros.graph.config import dataclass_from_params
 from lavpr_ros.nodes.convert import array_to_pose, pose_to_array, sec_to_stamp, stamp_to_sec
 from lavpr_ros.nodes.diagnostics import (
@@ -55,11 +58,23 @@ from lavpr_ros.nodes.diagnostics import (
     RecentWarning,
 )
 from lavpr_ros.nodes.markers import build_markers
-from lavpr_ros.nodes.params import LATCHED, RELIABLE_INPUT, Param, declare, sensor_qos
+from lavpr_ros.nodes.params import (
+    LATCHED,
+    RELIABLE_INPUT,
+    LiveParameters,
+    Param,
+    declare,
+    positive_period,
+    require,
+    sensor_qos,
+)
 from lavpr_ros.nodes.runner import run_node
 
 LC_PREFIX = "loop_closure."
-VERIFICATION_PARAMS = [Param(k, d, help_) for k, (d, help_) in VERIFICATION_PARAMETERS.items()]
+VERIFICATION_PARAMS = [
+    Param(k, d, help_, live=k in VERIFICATION_LIVE)
+    for k, (d, help_) in VERIFICATION_PARAMETERS.items()
+]
 NO_PLACE = NO_PLACE_ID  # LoopClosure.query_id when the query keyframe was not added
 
 PARAMS = [
@@ -135,12 +150,13 @@ PARAMS = [
         "[s, wall time]",
     ),
     Param("text_model", "", "Text encoder manifest for the query_places service (empty = off)"),
-    Param("query_top_k", 5, "Places returned by query_places when top_k is 0"),
+    Param("query_top_k", 5, "Places returned by query_places when top_k is 0", live=True),
     Param(
         "query_mode",
         "text",
         "query_places mode when a request names none: text (descriptions), image (the latest "
         "camera descriptor), cross_modal (text vs image descriptors) or fusion",
+        live=True,
     ),
     Param(
         "cross_modal_model",
@@ -154,9 +170,9 @@ PARAMS = [
         "Fusion model manifest (kind fusion) for query_places mode fusion: the latest camera "
         "descriptor + the request text as its description (needs text_model; empty = off)",
     ),
-    Param("marker_period_s", 1.0, "Period of vpr/markers [s]; <= 0 disables markers"),
+    Param("marker_period_s", 1.0, "Period of vpr/markers [s]; <= 0 disables markers", live=True),
     RELIABLE_INPUT,
-    Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]"),
+    Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]", live=True),
     Param(
         "maps_root",
         "",
@@ -181,6 +197,7 @@ PARAMS = [
         1.0,
         "Smallest interval between vpr/keyframe_path updates (latched nav_msgs/Path of the "
         "keyframe poses, sent when the map changed) [s]; <= 0 disables it",
+        live=True,
     ),
 ]
 
@@ -222,7 +239,8 @@ def loop_closure_params() -> list[Param]:
             default = -1 if "int" in str(f.type) else -1.0
         elif isinstance(default, tuple):
             default = [float(v) for v in default]
-        out.append(Param(LC_PREFIX + f.name, default, LC_HELP.get(f.name, f.name)))
+        live = f.name not in STRUCTURAL_FIELDS  # thresholds; the rest shapes the matcher
+        out.append(Param(LC_PREFIX + f.name, default, LC_HELP.get(f.name, f.name), live=live))
     return out
 
 
@@ -315,12 +333,64 @@ class PlaceMapNode(Node):
                 GeoEstimate, "vpr/geo_estimate", self._on_geo_estimate, LATCHED, callback_group=g
             )
         self.create_timer(0.02, self._flush_pending, callback_group=g)
-        if float(self.p["marker_period_s"]) > 0:
-            self.create_timer(
-                float(self.p["marker_period_s"]), self._publish_markers, callback_group=g
-            )
+        self.marker_timer: Any = None
+        self._set_marker_period(float(self.p["marker_period_s"]))
         self.diag = Diagnostics(self, self._diagnostics, float(self.p["diagnostics_period_s"]))
         self._publish_described()
+        self.live = LiveParameters(self, all_params(), self.p, self._prepare_live)
+
+    # -- live parameters -----------------------------------------------------------------------
+    def _prepare_live(self, new: dict[str, Any], changed: set[str]) -> Callable[[], None]:
+        """Build what new parameter values mean (ValueError: refused, nothing changed); the
+        returned commit installs it: the detector's config (from the next descriptor on), the
+        verifier's thresholds, timers. query_top_k/query_mode are read from self.p at use."""
+        assert self.pipeline is not None
+        steps: list[Callable[[], None]] = []
+        if any(n.startswith(LC_PREFIX) for n in changed):
+            config = dataclass_from_params(LoopClosureConfig, new, LC_PREFIX)  # validates
+            steps.append(lambda: self._apply_loop_closure(config))
+        if any(n.startswith("verification.") for n in changed):
+            verifier = self.pipeline.verifier
+            require(verifier is not None, "verification is off (verification.enabled is false)")
+            geometry = geometry_from_params(new)  # validates
+            steps.append(lambda: setattr(verifier, "geometry", geometry))
+        if "query_top_k" in changed:
+            require(int(new["query_top_k"]) >= 1, "query_top_k must be >= 1")
+        if "query_mode" in changed:
+            mode = str(new["query_mode"]).replace("-", "_")
+            require(
+                mode in RETRIEVAL_MODES,
+                f"query_mode must be one of {', '.join(RETRIEVAL_MODES)}, got {mode!r}",
+            )
+        if "marker_period_s" in changed:
+            period = positive_period(new, "marker_period_s", allow_off=True)
+            steps.append(lambda: self._set_marker_period(period))
+        if "keyframe_path_period_s" in changed:
+            path_period = positive_period(new, "keyframe_path_period_s", allow_off=True)
+            steps.append(lambda: self._set_path_period(path_period))
+        if "diagnostics_period_s" in changed:
+            diag_period = positive_period(new, "diagnostics_period_s")
+            steps.append(lambda: self.diag.set_period(diag_period))
+
+        def commit() -> None:
+            for step in steps:
+                step()
+
+        return commit
+
+    def _apply_loop_closure(self, config: LoopClosureConfig) -> None:
+        assert self.pipeline is not None
+        self.pipeline.update_config(config)
+        self.config = config
+
+    def _set_marker_period(self, period: float) -> None:
+        if self.marker_timer is not None:
+            self.destroy_timer(self.marker_timer)
+            self.marker_timer = None
+        if period > 0:
+            self.marker_timer = self.create_timer(
+                period, self._publish_markers, callback_group=self.group
+            )
 
     # -- map lifecycle -------------------------------------------------------------------------
     def _maybe_load_on_start(self) -> None:
@@ -778,13 +848,25 @@ class PlaceMapNode(Node):
             self.sequence_encoder = SequenceEncoder(self.p["sequence_model"])
             self.get_logger().info(f"sequence encoder {self.sequence_encoder}")
         self._path_sent: tuple[int, int] | None = None
-        self.pub_path = None
-        period = float(self.p["keyframe_path_period_s"])
-        if period > 0:
+        self.pub_path: Any = None
+        self.path_timer: Any = None
+        self._set_path_period(float(self.p["keyframe_path_period_s"]))
+
+    def _set_path_period(self, period: float) -> None:
+        """vpr/keyframe_path every ``period`` s at most (the publisher is made when first
+        needed and kept: a latched topic keeps its last path); <= 0 stops updates."""
+        if self.path_timer is not None:
+            self.destroy_timer(self.path_timer)
+            self.path_timer = None
+        if period <= 0:
+            return
+        if self.pub_path is None:
             from nav_msgs.msg import Path as PathMsg
 
             self.pub_path = self.create_publisher(PathMsg, "vpr/keyframe_path", LATCHED)
-            self.create_timer(period, self._publish_keyframe_path, callback_group=self.group)
+        self.path_timer = self.create_timer(
+            period, self._publish_keyframe_path, callback_group=self.group
+        )
 
     def _sequence_kwargs(self) -> dict[str, Any]:
         if self.sequence_encoder is None:

@@ -29,7 +29,14 @@ from lavpr_ros.core.pose_graph import PoseGraph, PoseGraphConfig, PoseGraphError
 from lavpr_ros.graph.config import dataclass_from_params
 from lavpr_ros.nodes.convert import array_to_pose, pose_to_array, sec_to_stamp, stamp_to_sec
 from lavpr_ros.nodes.diagnostics import OK, WARN, Diagnostics
-from lavpr_ros.nodes.params import RELIABLE_INPUT, Param, declare, sensor_qos
+from lavpr_ros.nodes.params import (
+    RELIABLE_INPUT,
+    LiveParameters,
+    Param,
+    declare,
+    prepare_periods,
+    sensor_qos,
+)
 from lavpr_ros.nodes.runner import run_node
 
 HELP = {
@@ -68,7 +75,7 @@ PARAMS = [
     Param("save_period_s", 0.0, "Save the graph every this many seconds [s]; 0 = on shutdown"),
     Param("publish_tf", True, "Broadcast map -> odom on /tf (when tf2_ros is importable)"),
     RELIABLE_INPUT,
-    Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]"),
+    Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]", live=True),
 ]
 
 
@@ -132,6 +139,12 @@ class PoseGraphNode(Node):
         if float(self.p["save_period_s"]) > 0:
             self.create_timer(float(self.p["save_period_s"]), self.save, callback_group=g)
         self.diag = Diagnostics(self, self._diagnostics, float(self.p["diagnostics_period_s"]))
+        self.live = LiveParameters(
+            self,
+            PARAMS + pose_graph_params(),
+            self.p,
+            prepare_periods({"diagnostics_period_s": (self.diag.set_period, False)}),
+        )
         if len(self.graph):
             self._publish_path()
 

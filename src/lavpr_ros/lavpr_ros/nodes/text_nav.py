@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from geometry_msgs.msg import PoseStamped
@@ -38,7 +39,15 @@ from lavpr_ros.core.text_goal import (
 )
 from lavpr_ros.core.text_retrieval import MAX_QUERY_CHARS, TextPlaceIndex, log_safe
 from lavpr_ros.nodes.diagnostics import ERROR, OK, WARN, Diagnostics, LatencyMeter, RateMeter
-from lavpr_ros.nodes.params import LATCHED, Param, declare, parse_providers
+from lavpr_ros.nodes.params import (
+    LATCHED,
+    LiveParameters,
+    Param,
+    declare,
+    parse_providers,
+    positive_period,
+    require,
+)
 from lavpr_ros.nodes.runner import run_node
 
 PARAMS = [
@@ -50,24 +59,27 @@ PARAMS = [
         "node runs degraded: every command is refused with the reason",
     ),
     Param("providers", "", "Comma-separated ONNX Runtime execution providers; empty = auto"),
-    Param("top_k", 5, "Places published on vpr/retrieved_places per command"),
+    Param("top_k", 5, "Places published on vpr/retrieved_places per command", live=True),
     Param(
         "min_score",
         DEFAULT_MIN_SCORE,
         "Cosine score the best place needs for a goal to be sent (calibrated on Corridor: "
         "`lavpr text calibrate`, docs/text_goals.md)",
+        live=True,
     ),
     Param(
         "min_margin",
         DEFAULT_MIN_MARGIN,
         "Ambiguity check: how much the best place must out-score the best different place "
         "(farther than ambiguity_radius_m); 0 = off [cosine]",
+        live=True,
     ),
     Param(
         "ambiguity_radius_m",
         2.0,
         "Places within this distance of the best one count as the same place in the "
         "ambiguity check (places without a pose are always different) [m]",
+        live=True,
     ),
     Param(
         "mode",
@@ -75,9 +87,14 @@ PARAMS = [
         "Retrieval mode: text (place descriptions, here), or via place_map's query_places: "
         "cross_modal (text vs image descriptors), fusion (camera view + text), image (view)",
     ),
-    Param("query_timeout_s", 5.0, "How long to wait for query_places before giving up [s]"),
+    Param(
+        "query_timeout_s",
+        5.0,
+        "How long to wait for query_places before giving up [s]",
+        live=True,
+    ),
     Param("goal_frame_id", "", "Frame of goal_pose; empty = the places' frame"),
-    Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]"),
+    Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]", live=True),
     Param(
         "pose_text_model",
         "",
@@ -89,19 +106,29 @@ PARAMS = [
         "pose_text_weight",
         0.3,
         "Weight w of the pose-text score: score = (1 - w) * retrieval + w * pose_text",
+        live=True,
     ),
 ]
 
 MODES = ("text", "cross_modal", "fusion", "image")
 
 
+def goal_policy(p: dict[str, Any]) -> GoalPolicy:
+    """The goal policy of min_score / min_margin, with ambiguity_radius_m checked (ValueError
+    naming the parameter when a value is out of range)."""
+    radius = float(p["ambiguity_radius_m"])
+    require(
+        math.isfinite(radius) and radius >= 0,
+        f"ambiguity_radius_m must be finite and >= 0 [m], got {radius}",
+    )
+    return GoalPolicy(float(p["min_score"]), float(p["min_margin"]))
+
+
 class TextNavNode(Node):
     def __init__(self) -> None:
         super().__init__("text_nav")
         self.p = declare(self, PARAMS)
-        self.policy = GoalPolicy(float(self.p["min_score"]), float(self.p["min_margin"]))
-        if float(self.p["ambiguity_radius_m"]) < 0:
-            raise ValueError("ambiguity_radius_m must be >= 0")
+        self.policy = goal_policy(self.p)
         self.mode = str(self.p["mode"]).replace("-", "_")
         if self.mode not in MODES:
             raise ValueError(f"retrieval mode '{self.mode}' is not one of {', '.join(MODES)}")
@@ -137,12 +164,37 @@ class TextNavNode(Node):
         self.create_timer(0.2, self._expire, callback_group=g)
         self.diag = Diagnostics(self, self._diagnostics, float(self.p["diagnostics_period_s"]))
         self._init_pose_text(g)
+        self.live = LiveParameters(self, PARAMS, self.p, self._prepare_live)
         if self.encoder is not None:
             self.get_logger().info(
                 f"text encoder {self.encoder.model_id} on {self.encoder.provider}"
             )
         else:
             self.get_logger().info(f"mode {self.mode}: retrieval by place_map's query_places")
+
+    def _prepare_live(self, new: dict[str, Any], changed: set[str]) -> Callable[[], None]:
+        """Check new values (ValueError: refused, nothing changed); the commit installs the
+        goal policy and the diagnostics period. top_k, ambiguity_radius_m, query_timeout_s and
+        pose_text_weight are read from self.p at use."""
+        policy = goal_policy(new)
+        if "top_k" in changed:
+            require(int(new["top_k"]) >= 1, f"top_k must be >= 1, got {new['top_k']}")
+        if "query_timeout_s" in changed:
+            positive_period(new, "query_timeout_s")
+        if "pose_text_weight" in changed:
+            from lavpr_ros.core.pose_text import combine_scores
+
+            combine_scores([0.0], [0.0], float(new["pose_text_weight"]))  # validates
+        period = None
+        if "diagnostics_period_s" in changed:
+            period = positive_period(new, "diagnostics_period_s")
+
+        def commit() -> None:
+            self.policy = policy
+            if period is not None:
+                self.diag.set_period(period)
+
+        return commit
 
     def _on_described(self, msg: RetrievedPlaces) -> None:
         self.places = {int(p.place_id): p for p in msg.places}

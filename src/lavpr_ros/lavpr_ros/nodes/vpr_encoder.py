@@ -36,7 +36,15 @@ from lavpr_ros.nodes.diagnostics import (
     RateMeter,
     RecentWarning,
 )
-from lavpr_ros.nodes.params import RELIABLE_INPUT, Param, declare, parse_providers, sensor_qos
+from lavpr_ros.nodes.params import (
+    RELIABLE_INPUT,
+    LiveParameters,
+    Param,
+    declare,
+    parse_providers,
+    prepare_periods,
+    sensor_qos,
+)
 from lavpr_ros.nodes.runner import run_node
 
 DEFAULT_ENCODER = "fuse:0.3*patchnorm+0.7*mobilenetv2-gem-imagenet"
@@ -75,7 +83,7 @@ PARAMS = [
         "[s, image stamps]; <= 0 keeps every buffered frame",
     ),
     RELIABLE_INPUT,
-    Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]"),
+    Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]", live=True),
 ]
 
 
@@ -133,6 +141,12 @@ class VprEncoderNode(Node):
             self.topics.append(sub.topic_name)
         self.create_timer(5.0, self._check_input)
         self.diag = Diagnostics(self, self._diagnostics, float(self.p["diagnostics_period_s"]))
+        self.live = LiveParameters(
+            self,
+            PARAMS,
+            self.p,
+            prepare_periods({"diagnostics_period_s": (self.diag.set_period, False)}),
+        )
         self._worker = threading.Thread(target=self._work, name="encoder", daemon=True)
         self._worker.start()
 
