@@ -141,3 +141,19 @@ def config_values(args: argparse.Namespace, names: Iterable[str]) -> dict[str, A
 def config_from_args(cls: type, args: argparse.Namespace, names: Iterable[str], **extra: Any):
     """``cls`` built from the parsed options of ``names`` plus ``extra`` fields."""
     return cls(**config_values(args, names), **extra)
+
+
+def add_export_args(
+    parser: argparse.ArgumentParser, models: str, default_id: str, tolerance: float | None = None
+) -> None:
+    """--out, --model-id, --force (and --tolerance): the options every export shares."""
+    parser.add_argument("--out", default=models, help="models folder (default: %(default)s)")
+    parser.add_argument("--model-id", default=default_id, help="exported id (default: %(default)s)")
+    if tolerance is not None:
+        parser.add_argument(
+            "--tolerance",
+            type=float,
+            default=tolerance,
+            help="ONNX parity limit (default: %(default)s)",
+        )
+    parser.add_argument("--force", action="store_true", help="overwrite an existing export")

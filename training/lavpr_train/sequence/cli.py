@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..cliargs import add_config_args, config_from_args
+from ..cliargs import add_config_args, add_export_args, config_from_args
 from ..paths import repo_root
 
 MODEL_HELP = {
@@ -122,19 +122,12 @@ def register(subparsers: Any) -> None:
         "--threads", type=int, default=threads, help="torch CPU threads (default: %(default)s)"
     )
     sp.add_argument("--export", action="store_true", help="also export to --out")
-    sp.add_argument("--out", default=models, help="models folder (default: %(default)s)")
-    sp.add_argument("--model-id", default=default_id, help="exported id (default: %(default)s)")
-    sp.add_argument("--force", action="store_true", help="overwrite an existing export")
+    add_export_args(sp, models, default_id)
     sp.set_defaults(func=cmd_seq_train, model_fields=model_fields, train_fields=train_fields)
 
     sp = subparsers.add_parser("seq-export", help="SeqNet checkpoint -> ONNX + manifest")
     sp.add_argument("checkpoint")
-    sp.add_argument("--out", default=models, help="models folder (default: %(default)s)")
-    sp.add_argument("--model-id", default=default_id, help="exported id (default: %(default)s)")
-    sp.add_argument(
-        "--tolerance", type=float, default=1e-4, help="ONNX parity limit (default: %(default)s)"
-    )
-    sp.add_argument("--force", action="store_true", help="overwrite an existing export")
+    add_export_args(sp, models, default_id, tolerance=1e-4)
     sp.set_defaults(func=cmd_seq_export)
 
     sp = subparsers.add_parser(
