@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..bench.core import _repo_root, run_core
+from ..bench.core import run_core
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,8 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ros.add_argument(
         "--encoders",
         default=None,
-        help="comma-separated encoder specs (default: patchnorm and, when built, "
-        "models/mobilenetv2-gem-imagenet)",
+        help="comma-separated encoder specs (default: the configuration's encoder, what a robot "
+        "runs, then patchnorm as the baseline)",
     )
     ros.add_argument("--rates", default="5,10,20,40,80", help="input rates to try [Hz]")
     ros.add_argument("--frames", type=int, default=60, help="frames per traverse (2 traverses)")
@@ -79,16 +79,10 @@ def run_ros(args: argparse.Namespace) -> int:
     if args.encoders:
         encoders = [e for e in args.encoders.split(",") if e]
     else:
-        encoders = ["patchnorm"]
-        root = _repo_root()
-        default = root / "models" / "mobilenetv2-gem-imagenet" if root else None
-        if default is not None and (default / "manifest.yaml").is_file():
-            encoders.append(str(default))
-        else:
-            console.print(
-                "[yellow]models/mobilenetv2-gem-imagenet absent (make models): "
-                "benchmarking patchnorm only[/]"
-            )
+        from ..bags.evaluate import config_encoder
+
+        default = config_encoder(None)
+        encoders = [default] + (["patchnorm"] if default != "patchnorm" else [])
     w, h = (int(v) for v in args.image_size.lower().split("x"))
     res = run_bench_ros(
         encoders,
