@@ -36,7 +36,7 @@ NODES: tuple[NodeSpec, ...] = (
         executable="vpr_encoder",
         module="lavpr_ros.nodes.vpr_encoder",
         start_arg="start_vpr_encoder",
-        arg_params={"image_model": "encoder"},
+        arg_params={"image_model": "encoder", "autostart": "autostart"},
         topic_args=("image_topic", "compressed_image_topic"),
         required=True,
     ),
@@ -109,6 +109,12 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("map_path", "", "Place map directory to load at start and save to"),
     LaunchArgument("maps_root", "", "Folder of country/city-tagged maps (geo map selection)"),
     LaunchArgument("geo_base_url", "", "GLOBE server URL incl. /v1 (geo_localizer)"),
+    LaunchArgument(
+        "autostart",
+        "",
+        "Managed nodes (vpr_encoder) configure and activate themselves: true/false, empty = "
+        "the parameter file's value (true); false = a lifecycle manager drives them",
+    ),
     *(
         LaunchArgument(n.start_arg, "true" if n.default_start else "false", f"Start {n.name}")
         for n in NODES

@@ -11,7 +11,10 @@ from collections.abc import Callable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode
 from rclpy.node import Node
+
+from lavpr_ros.nodes.lifecycle import start_managed, stop_managed
 
 
 def _label(factory: Callable[[], Node]) -> str:
@@ -38,7 +41,17 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> None
                 traceback.print_exc()
             rclpy.try_shutdown()
             sys.exit(1)
-        print(f"[{node.get_name()}] ready", flush=True)
+        if isinstance(node, LifecycleNode):
+            try:
+                start_managed(node)  # prints "ready" on activation
+            except RuntimeError as exc:
+                print(f"[{node.get_name()}] cannot start: {exc}", file=sys.stderr, flush=True)
+                node.destroy_node()
+                node = None
+                rclpy.try_shutdown()
+                sys.exit(1)
+        else:
+            print(f"[{node.get_name()}] ready", flush=True)
         executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(node)
         executor.spin()
@@ -46,8 +59,11 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> None
         pass
     finally:
         if node is not None:
-            shutdown = getattr(node, "on_shutdown", None)
-            if callable(shutdown):
-                shutdown()
+            if isinstance(node, LifecycleNode):
+                stop_managed(node)
+            else:
+                shutdown = getattr(node, "on_shutdown", None)
+                if callable(shutdown):
+                    shutdown()
             node.destroy_node()
         rclpy.try_shutdown()

@@ -12,14 +12,15 @@ import collections
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from lavpr_interfaces.msg import PlaceDescriptor
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from lavpr_ros.core.encoders import create_encoder
+from lavpr_ros.core.encoders import Encoder, create_encoder
 from lavpr_ros.core.images import (
     DEFAULT_MAX_PIXELS,
     ImageFormatError,
@@ -36,6 +37,7 @@ from lavpr_ros.nodes.diagnostics import (
     RateMeter,
     RecentWarning,
 )
+from lavpr_ros.nodes.lifecycle import AUTOSTART, state_label
 from lavpr_ros.nodes.params import (
     RELIABLE_INPUT,
     LiveParameters,
@@ -84,6 +86,7 @@ PARAMS = [
     ),
     RELIABLE_INPUT,
     Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]", live=True),
+    AUTOSTART,
 ]
 
 
@@ -94,21 +97,14 @@ class _Frame:
     received: float  # time.monotonic() at arrival
 
 
-class VprEncoderNode(Node):
+class VprEncoderNode(LifecycleNode):
+    """Managed node: configure loads the encoder, activate subscribes the camera."""
+
     def __init__(self) -> None:
         super().__init__("vpr_encoder")
         self.p = declare(self, PARAMS)
-        kwargs: dict[str, object] = {}
-        spec = str(self.p["encoder"])
-        if not spec.startswith("patchnorm"):
-            if self.p["providers"]:
-                kwargs["providers"] = parse_providers(self.p["providers"])
-            if self.p["trt_cache_dir"]:
-                kwargs["trt_cache_dir"] = self.p["trt_cache_dir"]
-        self.encoder = create_encoder(spec, **kwargs)
-        self.get_logger().info(
-            f"encoder {self.encoder.model_id} ({self.encoder.dim}-d) on {self.encoder.provider}"
-        )
+        self.encoder: Encoder | None = None
+        self.failure = ""  # why the last configure failed
         self.max_batch = max(1, int(self.p["max_batch"]))
         self.max_pixels = int(self.p["max_image_pixels"])
         # Live: only the newest max_batch frames wait. Lossless replays (reliable_input and
@@ -119,26 +115,15 @@ class VprEncoderNode(Node):
         )
         self._cv = threading.Condition()
         self._stop = False
+        self._worker: threading.Thread | None = None
         self.received = self.encoded = self.dropped = self.rejected = 0
         self.in_rate, self.out_rate = RateMeter(), RateMeter()
         self.latency = LatencyMeter()
         self.warning = RecentWarning()
         self.started = time.monotonic()
         self.topics: list[str] = []
-        self.pub = self.create_publisher(PlaceDescriptor, "vpr/descriptor", 50)
-        if self.p["subscribe_raw"]:
-            sub = self.create_subscription(
-                Image, "camera/image_raw", self._on_image, sensor_qos(self.p["reliable_input"])
-            )
-            self.topics.append(sub.topic_name)
-        if self.p["subscribe_compressed"]:
-            sub = self.create_subscription(
-                CompressedImage,
-                "camera/image_raw/compressed",
-                self._on_compressed,
-                sensor_qos(self.p["reliable_input"]),
-            )
-            self.topics.append(sub.topic_name)
+        self._subs: list[Any] = []
+        self.pub: Any = None
         self.create_timer(5.0, self._check_input)
         self.diag = Diagnostics(self, self._diagnostics, float(self.p["diagnostics_period_s"]))
         self.live = LiveParameters(
@@ -147,8 +132,84 @@ class VprEncoderNode(Node):
             self.p,
             prepare_periods({"diagnostics_period_s": (self.diag.set_period, False)}),
         )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        kwargs: dict[str, object] = {}
+        spec = str(self.p["encoder"])
+        if not spec.startswith("patchnorm"):
+            if self.p["providers"]:
+                kwargs["providers"] = parse_providers(self.p["providers"])
+            if self.p["trt_cache_dir"]:
+                kwargs["trt_cache_dir"] = self.p["trt_cache_dir"]
+        try:
+            self.encoder = create_encoder(spec, **kwargs)
+        except Exception as exc:  # a missing/corrupt model: stay unconfigured, say why
+            self.failure = str(exc)
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.failure = ""
+        self.get_logger().info(
+            f"encoder {self.encoder.model_id} ({self.encoder.dim}-d) on {self.encoder.provider}"
+        )
+        self.pub = self.create_publisher(PlaceDescriptor, "vpr/descriptor", 50)
+        self._stop = False
         self._worker = threading.Thread(target=self._work, name="encoder", daemon=True)
         self._worker.start()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        qos = sensor_qos(self.p["reliable_input"])
+        if self.p["subscribe_raw"]:
+            self._subs.append(
+                self.create_subscription(Image, "camera/image_raw", self._on_image, qos)
+            )
+        if self.p["subscribe_compressed"]:
+            self._subs.append(
+                self.create_subscription(
+                    CompressedImage, "camera/image_raw/compressed", self._on_compressed, qos
+                )
+            )
+        self.topics = [s.topic_name for s in self._subs]
+        self.started = time.monotonic()
+        print(f"[{self.get_name()}] ready", flush=True)
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs.clear()
+        with self._cv:
+            self._pending.clear()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.finish()
+        return TransitionCallbackReturn.SUCCESS
+
+    def finish(self) -> None:
+        """Last work at exit: inputs off, encoder released (nothing to save here)."""
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs.clear()
+        self._release()
+
+    def _release(self) -> None:
+        self._stop = True
+        with self._cv:
+            self._pending.clear()
+            self._cv.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
+            self._worker = None
+        if self.pub is not None:
+            self.destroy_publisher(self.pub)
+            self.pub = None
+        self.encoder = None
 
     # -- input ---------------------------------------------------------------------------------
     def _on_image(self, msg: Image) -> None:
@@ -199,7 +260,7 @@ class VprEncoderNode(Node):
         )
 
     def _check_input(self) -> None:
-        if self.received == 0:
+        if self.received == 0 and self._subs:
             self.get_logger().warning(self._no_input_message(), throttle_duration_sec=30.0)
 
     def _enqueue(self, frame: _Frame) -> None:
@@ -252,18 +313,24 @@ class VprEncoderNode(Node):
     def _diagnostics(self) -> tuple[int, str, dict[str, object]]:
         level, message = OK, "encoding"
         recent = self.warning.get()
-        if self.received == 0:
+        if self.received == 0 and self._subs:
             level, message = WARN, self._no_input_message()
         elif recent:
             level, message = WARN, recent
-        if not self._worker.is_alive():
+        state = state_label(self)
+        if state != "active" and self.failure:
+            level, message = ERROR, f"configure failed: {self.failure}"
+        elif state != "active":
+            level, message = OK, f"{state} (lifecycle)"
+        elif self._worker is None or not self._worker.is_alive():
             level, message = ERROR, "encoder thread died"
         return (
             level,
             message,
             {
-                "model_id": self.encoder.model_id,
-                "execution_provider": self.encoder.provider,
+                "lifecycle_state": state,
+                "model_id": self.encoder.model_id if self.encoder else "",
+                "execution_provider": self.encoder.provider if self.encoder else "",
                 "input_rate_hz": self.in_rate.rate(),
                 "output_rate_hz": self.out_rate.rate(),
                 "latency_p50_ms": self.latency.percentile(50),
@@ -277,16 +344,7 @@ class VprEncoderNode(Node):
         )
 
     def destroy_node(self) -> None:
-        # Also called on a node whose __init__ failed half-way (e.g. a bad model path): only
-        # stop what exists, so the real error is the one the user sees.
-        self._stop = True
-        cv = getattr(self, "_cv", None)
-        if cv is not None:
-            with cv:
-                cv.notify_all()
-        worker = getattr(self, "_worker", None)
-        if worker is not None:
-            worker.join(timeout=5.0)
+        self._release()
         super().destroy_node()
 
 

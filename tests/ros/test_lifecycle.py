@@ -1,0 +1,133 @@
+"""Managed nodes: with autostart off, vpr_encoder waits unconfigured and follows the lifecycle
+services (configure loads the encoder, activate subscribes the camera, deactivate stops it, a
+configure that fails says why and can be retried); with autostart on it runs as a plain node."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from lavpr_interfaces.msg import PlaceDescriptor
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from sensor_msgs.msg import Image
+
+pytestmark = pytest.mark.ros
+
+
+def _image(stamp: int) -> Image:
+    rgb = np.random.default_rng(stamp).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    msg = Image()
+    msg.header.stamp.sec = stamp
+    msg.height, msg.width, msg.encoding, msg.step = 48, 64, "rgb8", 64 * 3
+    msg.data = rgb.tobytes()
+    return msg
+
+
+def test_vpr_encoder_lifecycle_transitions(procs, client, tmp_path) -> None:
+    node = procs.start_python(
+        "vpr_encoder",
+        [
+            "-m",
+            "lavpr_ros.nodes.vpr_encoder",
+            "--ros-args",
+            "-p",
+            "autostart:=false",
+            "-p",
+            f"encoder:={tmp_path / 'missing-model'}",
+            "-p",
+            "reliable_input:=true",
+            "-p",
+            "max_frame_age_s:=0.0",
+            "-p",
+            "diagnostics_period_s:=0.3",
+        ],
+    )
+    node.wait_for_line("[vpr_encoder] unconfigured", timeout=60)
+    descs = client.subscribe(PlaceDescriptor, "vpr/descriptor")
+    diags = client.subscribe(DiagnosticArray, "/diagnostics")
+    pub = client.publisher(Image, "camera/image_raw")
+
+    def state() -> str:
+        res = client.call(GetState, "vpr_encoder/get_state", GetState.Request())
+        return res.current_state.label
+
+    def change(transition: int) -> bool:
+        req = ChangeState.Request()
+        req.transition.id = transition
+        return client.call(ChangeState, "vpr_encoder/change_state", req).success
+
+    def message() -> str:
+        for arr in reversed(list(diags)):
+            for st in arr.status:
+                if st.name.endswith("vpr_encoder"):
+                    return st.message
+        return ""
+
+    assert state() == "unconfigured"
+    assert pub.get_subscription_count() == 0  # no camera subscription before activation
+    # configure with a model that does not exist: refused, the reason in diagnostics.
+    assert not change(Transition.TRANSITION_CONFIGURE)
+    assert state() == "unconfigured"
+    client.wait_until(lambda: "model not found" in message(), 10, "configure failure reason")
+    # The encoder is structural (read-only at run time): a lifecycle manager restarts the node
+    # with another value, as this test does next.
+    res = client.call(
+        SetParameters,
+        "vpr_encoder/set_parameters",
+        SetParameters.Request(
+            parameters=[
+                Parameter(
+                    name="encoder",
+                    value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="x"),
+                )
+            ]
+        ),
+    )
+    assert not res.results[0].successful
+    node.stop()
+
+    node = procs.start_python(
+        "vpr_encoder2",
+        [
+            "-m",
+            "lavpr_ros.nodes.vpr_encoder",
+            "--ros-args",
+            "-p",
+            "autostart:=false",
+            "-p",
+            "encoder:=patchnorm",
+            "-p",
+            "reliable_input:=true",
+            "-p",
+            "max_frame_age_s:=0.0",
+        ],
+    )
+    node.wait_for_line("[vpr_encoder] unconfigured", timeout=60)
+    client.wait_until(lambda: state() == "unconfigured", 30, "the new process")
+    assert change(Transition.TRANSITION_CONFIGURE) and state() == "inactive"
+    assert pub.get_subscription_count() == 0  # configured, not yet reading the camera
+    assert change(Transition.TRANSITION_ACTIVATE) and state() == "active"
+    node.wait_for_line("[vpr_encoder] ready", timeout=10)
+    client.wait_for_subscribers(pub)
+    pub.publish(_image(10))
+    client.wait_until(lambda: any(d.header.stamp.sec == 10 for d in descs), 10, "descriptor")
+    # deactivate: the camera subscription goes away, frames are no longer encoded.
+    assert change(Transition.TRANSITION_DEACTIVATE) and state() == "inactive"
+    client.wait_until(lambda: pub.get_subscription_count() == 0, 10, "unsubscribed")
+    pub.publish(_image(11))
+    time.sleep(1.0)
+    assert not any(d.header.stamp.sec == 11 for d in descs)
+    # activate again: encoding resumes; cleanup and shutdown release it.
+    assert change(Transition.TRANSITION_ACTIVATE) and state() == "active"
+    client.wait_for_subscribers(pub)
+    pub.publish(_image(12))
+    client.wait_until(lambda: any(d.header.stamp.sec == 12 for d in descs), 10, "resumed")
+    assert change(Transition.TRANSITION_DEACTIVATE) and change(Transition.TRANSITION_CLEANUP)
+    assert state() == "unconfigured"
+    assert change(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN) and state() == "finalized"
+    assert node.alive()
