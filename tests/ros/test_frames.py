@@ -159,7 +159,7 @@ def test_other_goal_frame_without_tf2_is_refused_with_the_reason(procs, client, 
     assert not out.goal_sent
     assert "goal_frame_id is 'map'" in out.reason and "'odom'" in out.reason, out.reason
     assert "tf2" in out.reason
-    assert "no goal sent" in tn.output()
+    client.wait_until(lambda: "no goal sent" in tn.output(), 10, "the reason in the log")
     assert not goals
     assert tn.alive()
 
