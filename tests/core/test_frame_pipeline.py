@@ -187,3 +187,28 @@ def test_pose_wait_and_late_pose() -> None:
     assert p.push_pose(10.05, POSE + np.array([1, 0, 0, 0, 0, 0, 0]), arrived=0.1) is None
     (r,) = p.flush(0.1)
     assert r.status == PROCESSED and r.pose is not None and r.pose[0] == 1.0  # the late pose
+
+
+def test_places_are_stored_in_their_poses_frame_and_frames_never_mix() -> None:
+    """A keyframe's pose keeps the frame of the pose messages it came from; a new frame (pose
+    source switched) starts a new pose buffer, so no pose is interpolated across frames."""
+    p = _pipe(use_poses=True, expected_model_id="m", pose_wait_s=0.0)
+    at = np.array([1.0, 2.0, 0, 0, 0, 0, 1.0])
+    assert p.push_pose(10.0, at, arrived=0.0, frame_id="map") is None
+    assert p.push_pose(10.2, at, arrived=0.0, frame_id="map") is None
+    (r,) = _push(p, 1, 10.1)
+    assert r.status == PROCESSED and r.frame_id == "map"
+    assert p.map is not None and p.map.get(0).frame_id == "map"
+    # The same source in another frame: the map-frame poses are dropped, not mixed in.
+    far = np.array([50.0, 0, 0, 0, 0, 0, 1.0])
+    assert p.push_pose(10.35, far, arrived=0.0, frame_id="odom") is None
+    assert p.counts["pose_frame_changes"] == 1 and p.pose_frame == "odom" and len(p.poses) == 1
+    (r,) = _push(p, 2, 10.3)
+    assert r.frame_id == "odom" and r.pose is not None and r.pose[0] == pytest.approx(50.0)
+    assert p.map.frame_ids == ["map", "odom"]
+    # A refused pose in a new frame changes nothing.
+    assert p.push_pose(10.4, [np.nan] * 7, arrived=0.0, frame_id="map") is not None
+    assert p.pose_frame == "odom" and len(p.poses) == 1
+    # A place without a pose gets the map's frame (its frame names nothing then).
+    (r,) = _push(p, 3, 20.0)
+    assert r.pose is None and r.frame_id == "" and p.map.get(2).frame_id == p.map.frame_id

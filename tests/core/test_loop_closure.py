@@ -184,3 +184,24 @@ def test_logs_name_a_query_without_place_id_localisation() -> None:
     assert query_label(NO_PLACE_ID) == "localisation"
     assert query_label(18446744073709551615) == "localisation"
     assert query_label(7) == "place 7"
+
+
+def test_pose_gate_compares_poses_of_one_frame_only() -> None:
+    """A place recorded in odom and a query in map: their coordinates are not comparable, so
+    max_pose_distance_m neither rejects nor accepts on them; in one frame it gates as before."""
+    d = _places(2, seed=3)
+
+    def decide(match_frame: str) -> str:
+        pm = PlaceMap(DIM, "test-model")
+        pm.add(d[0], 1.0, _pose(100.0), frame_id=match_frame)
+        cfg = _every_frame(
+            sequence_length=0, exclude_recent_n=0, exclude_recent_s=0.0, max_pose_distance_m=5.0
+        )
+        det = LoopClosureDetector(pm, cfg)
+        res = det.process(d[0], 50.0, _pose(0.0), frame_id="map")
+        assert pm.get(res.place_id).frame_id == "map"
+        assert res.decision is not None
+        return res.decision.reason
+
+    assert decide("map").startswith("pose 100.00 m away")
+    assert decide("odom") == "accepted"

@@ -61,3 +61,28 @@ def test_unknown_rows_write_nothing(saved_map, tmp_path, capsys) -> None:
     args = ["map", "annotate", str(saved_map), "--csv", str(csv), "--skip-unknown"]
     assert main(args) == 0
     assert PlaceMap.load(saved_map).get(3).description == "a door"
+
+
+def test_places_show_each_places_frame_and_warn_about_odom(tmp_path, capsys) -> None:
+    m = PlaceMap(dim=8, model_id="m", frame_id="map")
+    rng = np.random.default_rng(1)
+    m.add(rng.standard_normal(8), 1.0, [1.0, 0, 0, 0, 0, 0, 1], frame_id="odom")
+    m.add(rng.standard_normal(8), 2.0, [2.0, 0, 0, 0, 0, 0, 1], frame_id="robot1/map")
+    path = tmp_path / "mixed"
+    m.save(path)
+    assert main(["map", "places", str(path), "--json"]) == 0
+    out = capsys.readouterr()
+    assert [r["frame_id"] for r in json.loads(out.out)] == ["odom", "robot1/map"]
+    assert "1 place(s) have poses in odom" in out.err and "do not survive a restart" in out.err
+    assert main(["map", "places", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[2] == "odom" and lines[2].split()[2] == "robot1/map"
+    assert main(["map", "info", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["pose_frames"] == ["odom", "robot1/map"] and "odom" in info["warning"]
+
+
+def test_map_frame_places_give_no_warning(saved_map, capsys) -> None:
+    assert main(["map", "info", str(saved_map)]) == 0
+    out = capsys.readouterr()
+    assert "pose_frames        map" in out.out and out.err == ""

@@ -6,9 +6,17 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
+
+
+def _warn_odom(m: Any) -> None:
+    """Places with poses in odom: say so (stderr), they are lost at the next restart."""
+    warning = m.odom_warning()
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _tag(args: argparse.Namespace) -> int:
@@ -24,6 +32,7 @@ def _tag(args: argparse.Namespace) -> int:
             m.tags.pop(k, None)
     m.save(args.map_dir)  # atomic: a crash leaves the old map
     print(f"{Path(args.map_dir)}: tags {json.dumps(m.tags, ensure_ascii=False)}")
+    _warn_odom(m)
     return 0
 
 
@@ -42,11 +51,13 @@ def _info(args: argparse.Namespace) -> int:
         "dim": m.dim,
         "index_type": m.index_type,
         "frame_id": m.frame_id,
+        "pose_frames": m.pose_frames(),
         "tags": m.tags,
         "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.created)),
         "updated": time.strftime(
             "%Y-%m-%d %H:%M:%S", time.localtime(float(meta.get("updated", m.created)))
         ),
+        "warning": m.odom_warning() or "",
     }
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2))
@@ -54,7 +65,12 @@ def _info(args: argparse.Namespace) -> int:
         for k, v in info.items():
             if k == "tags":
                 v = ", ".join(f"{a}={b}" for a, b in v.items()) or "(none)"
+            elif k == "pose_frames":
+                v = ", ".join(v) or "(no poses)"
+            elif k == "warning":
+                continue
             print(f"{k:18s} {v}")
+        _warn_odom(m)
     return 0
 
 
@@ -90,16 +106,18 @@ def _places(args: argparse.Namespace) -> int:
             {
                 "id": p.id,
                 "stamp": p.stamp,
-                "frame_id": m.frame_id,
+                "frame_id": p.frame_id,
                 "pose": pose,
                 "description": p.description,
             }
         )
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
+        _warn_odom(m)
         return 0
+    w = max([8, *(len(r["frame_id"]) for r in rows)])
     print(
-        f"{'id':>6s} {'stamp [s]':>18s} {'frame':8s} {'x [m]':>9s} {'y [m]':>9s} "
+        f"{'id':>6s} {'stamp [s]':>18s} {'frame':{w}s} {'x [m]':>9s} {'y [m]':>9s} "
         f"{'z [m]':>8s}  description"
     )
     for r in rows:
@@ -108,8 +126,9 @@ def _places(args: argparse.Namespace) -> int:
             if r["pose"]
             else f"{'-':>9s} {'-':>9s} {'-':>8s}"
         )
-        print(f"{r['id']:6d} {r['stamp']:18.6f} {r['frame_id']:8s} {xyz}  {r['description']}")
+        print(f"{r['id']:6d} {r['stamp']:18.6f} {r['frame_id']:{w}s} {xyz}  {r['description']}")
     print(f"{len(rows)} place(s), {sum(1 for r in rows if r['description'])} described")
+    _warn_odom(m)
     return 0
 
 
@@ -167,6 +186,7 @@ def _annotate(args: argparse.Namespace) -> int:
         f"{Path(args.map_dir)}: {len(matched)} place(s) described from {args.csv} "
         f"({changed} changed, {len(unknown)} row(s) skipped)"
     )
+    _warn_odom(m)
     return 0
 
 

@@ -89,6 +89,7 @@ class FrameRecord:
     status: str
     reason: str = ""
     pose: np.ndarray | None = None
+    frame_id: str = ""  # the frame of ``pose`` ('' without a pose)
     result: FrameResult | None = None
     arrived: float = 0.0  # the caller's monotonic time at arrival
     wait_ms: float = 0.0  # time spent waiting for the pose
@@ -144,6 +145,7 @@ class FramePipeline:
         self._candidate_count = 0
         self._first_arrival: float | None = None
         self._last_pose_arrival: float | None = None
+        self.pose_frame = ""  # frame of the buffered poses (one at a time: never mixed)
         self._newest_desc_stamp: float | None = None
         self._overlap_reported = False
         self.stream_model: tuple[str, int] | None = None  # model of the last valid descriptor
@@ -154,6 +156,7 @@ class FramePipeline:
             "bad_poses": 0,
             "without_pose": 0,
             "model_conflicts": 0,
+            "pose_frame_changes": 0,
         }
         if place_map is not None:
             self.install_map(place_map)
@@ -213,9 +216,16 @@ class FramePipeline:
         return image, depth
 
     def push_pose(
-        self, stamp: float, pose: np.ndarray, arrived: float, clock_now: float | None = None
+        self,
+        stamp: float,
+        pose: np.ndarray,
+        arrived: float,
+        clock_now: float | None = None,
+        frame_id: str = "",
     ) -> str | None:
-        """Add a pose; returns the reason when it is refused (None when taken)."""
+        """Add a pose in ``frame_id`` (''; the frame so far); returns the reason when it is
+        refused (None when taken). Poses of another frame than the buffered ones start a new
+        buffer: poses in two frames are never interpolated or mixed."""
         o = self.options
         why = _stamp_problem(stamp, clock_now, o.max_clock_skew_s, "pose")
         if why is None and o.max_pose_lead_s > 0 and self._newest_desc_stamp is not None:
@@ -225,17 +235,23 @@ class FramePipeline:
                     f"pose stamped {lead:.1f} s after the newest image "
                     f"(max_pose_lead_s {o.max_pose_lead_s:g}): clock or stamp error"
                 )
+        new_frame = bool(frame_id) and frame_id != self.pose_frame
         if why is None:
-            latest = self.poses.latest_stamp
-            if latest is not None and stamp < latest - self.poses.max_age_s:
-                # Far behind the buffer: the buffer holds a bogus future pose or the source
-                # restarted. Start over so poses flow again.
-                self.poses = PoseBuffer(self.poses.max_age_s, self.poses.max_len)
-        if why is None:
+            buffer = self.poses
+            latest = buffer.latest_stamp
+            if new_frame or (latest is not None and stamp < latest - buffer.max_age_s):
+                # Another frame, or far behind the buffer (the buffer holds a bogus future pose
+                # or the source restarted): start over so poses flow again, never mixed.
+                buffer = PoseBuffer(buffer.max_age_s, buffer.max_len)
             try:
-                self.poses.add(stamp, pose)
+                buffer.add(stamp, pose)
             except ValueError as exc:
                 why = f"pose rejected: {exc}"
+            else:
+                self.poses = buffer
+                if new_frame:
+                    self.counts["pose_frame_changes"] += bool(self.pose_frame)
+                    self.pose_frame = frame_id
         if why is not None:
             self.counts["bad_poses"] += 1
             return why
@@ -378,6 +394,7 @@ class FramePipeline:
         assert self.map is not None and self.detector is not None
         rec = FrameRecord(p.stamp, p.model_id, PROCESSED, arrived=p.arrived, payload=p.payload)
         rec.pose = pose
+        rec.frame_id = (self.pose_frame or self.map.frame_id) if pose is not None else ""
         rec.wait_ms = max(0.0, (now - p.arrived) * 1e3)
         if pose is None and self.options.use_poses:
             self.counts["without_pose"] += 1
@@ -405,7 +422,7 @@ class FramePipeline:
             self.counts["time_resets"] += 1
         t0 = time.perf_counter()
         try:
-            rec.result = self.detector.process(p.desc, p.stamp, pose)
+            rec.result = self.detector.process(p.desc, p.stamp, pose, rec.frame_id or None)
         except ValueError as exc:
             self.counts["rejected"] += 1
             rec.status, rec.reason = REJECTED, f"descriptor rejected: {exc}"

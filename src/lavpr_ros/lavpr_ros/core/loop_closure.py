@@ -312,9 +312,14 @@ class LoopClosureDetector:
         return max(start, cutoff)
 
     def process(
-        self, descriptor: np.ndarray, stamp: float, pose: np.ndarray | None = None
+        self,
+        descriptor: np.ndarray,
+        stamp: float,
+        pose: np.ndarray | None = None,
+        frame_id: str | None = None,
     ) -> FrameResult:
-        """Handle one frame; ValueError (state unchanged) on a bad descriptor, stamp or pose."""
+        """Handle one frame (``pose`` in ``frame_id``, default the map's frame); ValueError
+        (state unchanged) on a bad descriptor, stamp or pose."""
         t0 = time.perf_counter()
         d = self._check_descriptor(descriptor)
         stamp = _check_stamp(stamp)
@@ -329,11 +334,12 @@ class LoopClosureDetector:
         seq = self.matcher.update(sims) if self.matcher is not None else None
         if self.seq_window is not None:
             seq, candidates = self._sequence_shortlist(d, sims, seq, candidates)
-        decision = self._decide(sims, candidates, seq, pose) if candidates else None
+        frame = frame_id or self.place_map.frame_id
+        decision = self._decide(sims, candidates, seq, pose, frame) if candidates else None
 
         place_id = None
         if self.config.mode == "slam":
-            place_id = self.place_map.add(d, stamp, pose)
+            place_id = self.place_map.add(d, stamp, pose, frame_id=frame)
             if decision is not None:
                 decision.query_id = place_id
         latency = (time.perf_counter() - t0) * 1e3
@@ -354,6 +360,7 @@ class LoopClosureDetector:
         candidates: list[tuple[int, float]],
         seq: SequenceResult | None,
         pose: np.ndarray | None,
+        frame_id: str = "",
     ) -> LoopClosure:
         c = self.config
         if self.matcher is None:
@@ -372,8 +379,10 @@ class LoopClosureDetector:
         elif conf is not None and conf < c.min_confidence:
             reason = f"confidence {conf:.3f} < min_confidence {c.min_confidence}"
         elif c.max_pose_distance_m is not None and pose is not None:
-            stored = self.place_map.get(match).pose
-            if stored is not None:
+            place = self.place_map.get(match)
+            stored = place.pose
+            # Poses in different frames (an odom map, a map-frame session) are not comparable.
+            if stored is not None and (not frame_id or place.frame_id == frame_id):
                 dist = float(np.linalg.norm(stored[:3] - pose[:3]))
                 if dist > c.max_pose_distance_m:
                     reason = f"pose {dist:.2f} m away > max_pose_distance_m {c.max_pose_distance_m}"

@@ -1,5 +1,9 @@
 """The persistent map of places: descriptors in a faiss index plus stamps, poses and text.
 
+Every place's pose carries the frame it was recorded in (REP-105: ``map`` from a localiser or
+SLAM, ``odom`` from odometry). Frames are stored, never relabelled: poses in ``odom`` do not
+survive a restart (odometry starts again at the origin), which ``odom_warning`` says.
+
 Ids are rows (0, 1, 2, ...), so the faiss index, the float32 descriptor copy (which sequence
 matching needs in full) and the SQLite metadata never need an id translation table. Maps are
 saved as a directory that is swapped in atomically, so a robot killed mid-save keeps a map.
@@ -55,15 +59,28 @@ class MapMismatchError(ValueError):
     """A saved map built with another model or descriptor dimension than the current encoder."""
 
 
+def is_odom_frame(frame_id: str) -> bool:
+    """A REP-105 odometry frame (``odom``, also namespaced ``robot1/odom``): continuous but
+    drifting, and reset when odometry restarts."""
+    return str(frame_id).strip("/").rsplit("/", 1)[-1] == "odom"
+
+
+ODOM_WARNING = (
+    "poses in odom do not survive a restart; use a map-frame pose source "
+    "(pose_source pose_cov with a localiser's pose, or tf)"
+)
+
+
 @dataclass
 class Place:
-    """One mapped place; ``pose`` is (x, y, z, qx, qy, qz, qw) in the map frame, or None."""
+    """One mapped place; ``pose`` is (x, y, z, qx, qy, qz, qw) in frame ``frame_id``, or None."""
 
     id: int
     stamp: float
     pose: np.ndarray | None
     description: str = ""
     session: int = 0  # mapping session that added it (a loaded map's places: earlier sessions)
+    frame_id: str = "map"  # the frame the pose was recorded in
 
 
 class _PlacesView:
@@ -84,6 +101,9 @@ class _PlacesView:
 
 class PlaceMap:
     """Places with L2-normalised descriptors, searchable by cosine similarity.
+
+    ``frame_id`` is the frame of places added without one (and of every place of a map saved
+    before places had their own frame); each place keeps the frame its pose was recorded in.
 
     ``index_type``: ``flat`` (exact inner product), ``hnsw`` (graph, approximate) or ``ivfpq``
     (compressed; trained once ``ivf_train_size`` places exist, exact search until then, and its
@@ -129,7 +149,7 @@ class PlaceMap:
         self.dim = int(dim)
         self.model_id = str(model_id)
         self.index_type = index_type
-        self.frame_id = frame_id
+        self.frame_id = _check_frame(frame_id)
         self.hnsw_m = int(hnsw_m)
         self.ivf_nlist = int(ivf_nlist)
         self.pq_m = int(pq_m)
@@ -145,6 +165,7 @@ class PlaceMap:
         self._has_pose = np.zeros(0, dtype=bool)
         self._session = np.zeros(0, dtype=np.int32)
         self._text: list[str] = []
+        self._frames: list[str] = []
         # Places are added by mapping sessions: a loaded map's places belong to earlier ones and
         # new places to ``session_id``, starting at id ``session_start``. Temporal exclusion
         # (loop closures) applies within the current session only.
@@ -231,13 +252,22 @@ class PlaceMap:
             raise ValueError(f"{what} is all-zero (rows {rows}); it has no direction to match")
         return arr, norms
 
-    def add(self, descriptor: Any, stamp: float, pose: Any = None, description: str = "") -> int:
-        """Add one place; returns its id. Nothing is stored if any argument is invalid."""
+    def add(
+        self,
+        descriptor: Any,
+        stamp: float,
+        pose: Any = None,
+        description: str = "",
+        frame_id: str | None = None,
+    ) -> int:
+        """Add one place (its pose in ``frame_id``, default the map's ``frame_id``); returns its
+        id. Nothing is stored if any argument is invalid."""
         d = np.asarray(descriptor, dtype=np.float32)
         if d.shape != (self.dim,):
             raise ValueError(f"descriptor must have shape ({self.dim},), got {d.shape}")
         poses = None if pose is None else [pose]
-        return self.add_batch(d[None], [stamp], poses, [description])[0]
+        frames = None if frame_id is None else [frame_id]
+        return self.add_batch(d[None], [stamp], poses, [description], frames)[0]
 
     def add_batch(
         self,
@@ -245,8 +275,10 @@ class PlaceMap:
         stamps: Sequence[float] | np.ndarray,
         poses: Sequence[Any] | None = None,
         descriptions: Sequence[str] | None = None,
+        frame_ids: Sequence[str] | None = None,
     ) -> list[int]:
-        """Add many places at once (one faiss call); all-or-nothing validation."""
+        """Add many places at once (one faiss call); all-or-nothing validation. ``frame_ids``:
+        the frame of each pose (default: the map's ``frame_id``)."""
         x, norms = self._check_descriptors(descriptors, "descriptor")
         n = len(x)
         st = np.asarray(stamps, dtype=np.float64).reshape(-1)
@@ -260,6 +292,9 @@ class PlaceMap:
         texts = [""] * n if descriptions is None else [str(t) for t in descriptions]
         if len(texts) != n:
             raise ValueError(f"got {n} descriptors but {len(texts)} descriptions")
+        frames = [self.frame_id] * n if frame_ids is None else [_check_frame(f) for f in frame_ids]
+        if len(frames) != n:
+            raise ValueError(f"got {n} descriptors but {len(frames)} frame ids")
         if n == 0:
             return []
         start = self._n
@@ -274,6 +309,7 @@ class PlaceMap:
                 self._poses[start + i] = p
                 self._has_pose[start + i] = True
         self._text.extend(texts)
+        self._frames.extend(frames)
         prev = self._stamps[start - 1] if start else -math.inf
         self._monotone = self._monotone and bool(st[0] >= prev) and bool((np.diff(st) >= 0).all())
         self._n = end
@@ -324,7 +360,28 @@ class PlaceMap:
             pose=pose,
             description=self._text[i],
             session=int(self._session[i]),
+            frame_id=self._frames[i],
         )
+
+    @property
+    def frame_ids(self) -> list[str]:
+        """The frame of each place's pose, in id order (a copy)."""
+        return list(self._frames[: self._n])
+
+    def pose_frames(self) -> list[str]:
+        """The distinct frames of the places that have a pose, in order of first use."""
+        seen: dict[str, None] = {}
+        for i in np.flatnonzero(self._has_pose[: self._n]):
+            seen.setdefault(self._frames[int(i)], None)
+        return list(seen)
+
+    def odom_warning(self) -> str | None:
+        """A warning when places have poses in an odometry frame (lost at the next restart)."""
+        odom = [f for f in self.pose_frames() if is_odom_frame(f)]
+        if not odom:
+            return None
+        n = sum(1 for i in np.flatnonzero(self._has_pose[: self._n]) if self._frames[i] in odom)
+        return f"{n} place(s) have poses in {', '.join(odom)}: {ODOM_WARNING}"
 
     @property
     def sessions(self) -> np.ndarray:
@@ -341,11 +398,15 @@ class PlaceMap:
         self.session_start = self._n
         return self.session_id
 
-    def correct_poses(self, stamps: Any, poses: Any, tol_s: float = 1e-3) -> int:
+    def correct_poses(
+        self, stamps: Any, poses: Any, tol_s: float = 1e-3, frame_id: str | None = None
+    ) -> int:
         """Replace the poses of the places whose stamps match (within ``tol_s``) by corrected
-        ones (pose graph output); returns how many places changed. Unmatched stamps are
-        ignored; a bad pose raises ValueError before anything changes."""
+        ones (pose graph output) in ``frame_id`` (None: each place keeps its frame); returns how
+        many places changed. Unmatched stamps are ignored; a bad pose raises ValueError before
+        anything changes."""
         st = np.asarray(stamps, dtype=np.float64).reshape(-1)
+        frame = None if frame_id is None else _check_frame(frame_id)
         new = [validate_pose(p) for p in poses]
         if len(new) != len(st):
             raise ValueError(f"{len(st)} stamps but {len(new)} poses")
@@ -361,6 +422,8 @@ class PlaceMap:
             if abs(mine[best] - s) <= tol_s and new[j] is not None:
                 self._poses[best] = new[j]
                 self._has_pose[best] = True
+                if frame is not None:
+                    self._frames[best] = frame
                 changed += 1
         return changed
 
@@ -483,7 +546,7 @@ class PlaceMap:
             con.execute(
                 "CREATE TABLE places (id INTEGER PRIMARY KEY, stamp REAL, has_pose INT, "
                 "x REAL, y REAL, z REAL, qx REAL, qy REAL, qz REAL, qw REAL, description TEXT, "
-                "session INTEGER NOT NULL DEFAULT 0)"
+                "session INTEGER NOT NULL DEFAULT 0, frame_id TEXT NOT NULL DEFAULT '')"
             )
             con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
             n = self._n
@@ -496,10 +559,11 @@ class PlaceMap:
                     *map(_sql_float, poses[i]),
                     self._text[i],
                     int(self._session[i]),
+                    self._frames[i],
                 )
                 for i in range(n)
             )
-            con.executemany("INSERT INTO places VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            con.executemany("INSERT INTO places VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             flat = {k: v for k, v in meta.items() if not isinstance(v, dict)}
             flat.update({f"tag.{k}": v for k, v in meta["tags"].items()})
             con.executemany(
@@ -593,12 +657,14 @@ class PlaceMap:
                 raise MapFormatError(f"map file {f} is corrupt: sha256 differs from {MANIFEST}")
         params = meta.get("index_params") or {}
         try:
-            m = cls(dim, model_id, meta["index_type"], str(meta.get("frame_id", "map")), **params)
+            m = cls(dim, model_id, meta["index_type"], str(meta.get("frame_id") or "map"), **params)
         except (TypeError, ValueError) as exc:
             raise MapFormatError(f"{src / MANIFEST}: bad index settings: {exc}") from exc
         count = meta["count"]
         desc = _load_descriptors(src / "descriptors.npy", count, dim)
-        stamps, poses, has_pose, texts, sessions = _read_places(src / "places.sqlite", count)
+        stamps, poses, has_pose, texts, sessions, frames = _read_places(
+            src / "places.sqlite", count, m.frame_id
+        )
         try:
             index = faiss.read_index(str(src / "index.faiss"))
         except RuntimeError as exc:
@@ -615,6 +681,7 @@ class PlaceMap:
         m._desc, m._stamps, m._poses, m._has_pose = desc, stamps, poses, has_pose
         m._session = sessions
         m._text = texts
+        m._frames = frames
         m._monotone = bool((np.diff(stamps) >= 0).all())
         m.index = index
         m.tags = {str(k): str(v) for k, v in (meta.get("tags") or {}).items()}
@@ -647,6 +714,15 @@ class PlaceMap:
             f"PlaceMap({len(self)} places, dim={self.dim}, model={self.model_id!r}, "
             f"index={self.index_type})"
         )
+
+
+def _check_frame(frame_id: Any) -> str:
+    """A frame id to store: a non-empty string without spaces or control characters."""
+    if not isinstance(frame_id, str) or not frame_id.strip():
+        raise ValueError(f"frame_id must be a non-empty string, got {frame_id!r}")
+    if any(c.isspace() or not c.isprintable() for c in frame_id) or len(frame_id) > 256:
+        raise ValueError(f"frame_id {frame_id[:40]!r} is not a valid frame name")
+    return frame_id
 
 
 def _sql_float(v: float) -> float | None:
@@ -814,16 +890,18 @@ def _load_descriptors(path: Path, count: int, dim: int) -> np.ndarray:
     return np.ascontiguousarray(desc)
 
 
-def _read_places(path: Path, count: int):
+def _read_places(path: Path, count: int, map_frame: str):
     try:
         # Quote the path: '#', '?' and '%' are legal in file names but special in a URI.
         con = sqlite3.connect(f"file:{pathname2url(str(path))}?mode=ro", uri=True)
         try:
             cols = {r[1] for r in con.execute("PRAGMA table_info(places)")}
             session = "session" if "session" in cols else "0"  # maps saved before sessions
+            # Maps saved before places had frames: every place is in the map-level frame_id.
+            frame = "frame_id" if "frame_id" in cols else "''"
             rows = con.execute(
                 "SELECT id, stamp, has_pose, x, y, z, qx, qy, qz, qw, description, "
-                f"{session} FROM places ORDER BY id"
+                f"{session}, {frame} FROM places ORDER BY id"
             ).fetchall()
         finally:
             con.close()
@@ -844,4 +922,8 @@ def _read_places(path: Path, count: int):
         sessions = np.array([int(r[11]) for r in rows], dtype=np.int32)
     except (TypeError, ValueError) as exc:
         raise MapFormatError(f"{path}: bad session column: {exc}") from exc
-    return stamps, poses, has_pose, texts, sessions
+    try:
+        frames = [_check_frame(r[12] or map_frame) for r in rows]
+    except ValueError as exc:
+        raise MapFormatError(f"{path}: bad frame_id column: {exc}") from exc
+    return stamps, poses, has_pose, texts, sessions, frames

@@ -46,7 +46,14 @@ NODES: tuple[NodeSpec, ...] = (
         module="lavpr_ros.nodes.place_map",
         start_arg="start_place_map",
         arg_params={"map_path": "map_path", "text_model": "text_model", "maps_root": "maps_root"},
-        topic_args=("image_topic", "camera_info_topic", "depth_topic", "odom_topic", "pose_topic"),
+        topic_args=(
+            "image_topic",
+            "camera_info_topic",
+            "depth_topic",
+            "odom_topic",
+            "pose_topic",
+            "pose_cov_topic",
+        ),
         required=True,
     ),
     NodeSpec(
@@ -97,6 +104,11 @@ TOPIC_ARGUMENTS: dict[str, tuple[str, str]] = {
     "depth_topic": ("camera/depth/image_raw", "Depth image aligned with the camera (metric scale)"),
     "odom_topic": ("odom", "Odometry (nav_msgs/Odometry; place_map pose_source odom)"),
     "pose_topic": ("pose", "Pose (geometry_msgs/PoseStamped; place_map pose_source pose)"),
+    "pose_cov_topic": (
+        "pose_cov",
+        "Localiser/SLAM pose (geometry_msgs/PoseWithCovarianceStamped, e.g. amcl_pose; "
+        "place_map pose_source pose_cov)",
+    ),
     "text_command_topic": ("text_command", "Text instructions for text_nav (std_msgs/String)"),
 }
 

@@ -21,24 +21,33 @@ def _point(p: Sequence[float]) -> Point:
 
 
 def build_markers(
-    place_map: PlaceMap, edges: Sequence[tuple[int, int]], frame_id: str, stamp: Time
+    place_map: PlaceMap, edges: Sequence[tuple[int, int]], stamp: Time
 ) -> MarkerArray:
-    """Keyframes as a sphere list, loop closures as a line list, descriptions as text."""
-    keyframes = Marker(ns="keyframes", id=0, type=Marker.SPHERE_LIST, action=Marker.ADD)
-    keyframes.scale.x = keyframes.scale.y = keyframes.scale.z = 0.3
-    keyframes.color = _color(0.2, 0.5, 1.0)
-    lines = Marker(ns="loop_closures", id=0, type=Marker.LINE_LIST, action=Marker.ADD)
-    lines.scale.x = 0.08
-    lines.color = _color(1.0, 0.3, 0.1)
+    """Keyframes as sphere lists, loop closures as line lists, descriptions as text, each in
+    the frame its places were recorded in (one sphere/line list per frame; an edge between
+    places of two frames is not drawn: their coordinates are not comparable)."""
+    frames = list(dict.fromkeys(p.frame_id for p in place_map.places if p.pose is not None))
+    keyframes: dict[str, Marker] = {}
+    lines: dict[str, Marker] = {}
+    for i, frame in enumerate(frames):
+        k = Marker(ns="keyframes", id=i, type=Marker.SPHERE_LIST, action=Marker.ADD)
+        k.scale.x = k.scale.y = k.scale.z = 0.3
+        k.color = _color(0.2, 0.5, 1.0)
+        ln = Marker(ns="loop_closures", id=i, type=Marker.LINE_LIST, action=Marker.ADD)
+        ln.scale.x = 0.08
+        ln.color = _color(1.0, 0.3, 0.1)
+        k.header.frame_id = ln.header.frame_id = frame
+        keyframes[frame], lines[frame] = k, ln
     out = MarkerArray()
     texts: list[Marker] = []
     for place in place_map.places:
         if place.pose is None:
             continue
-        keyframes.points.append(_point(place.pose[:3]))
+        keyframes[place.frame_id].points.append(_point(place.pose[:3]))
         if place.description:
             t = Marker(ns="descriptions", id=int(place.id), type=Marker.TEXT_VIEW_FACING)
             t.action = Marker.ADD
+            t.header.frame_id = place.frame_id
             t.pose.position = _point(place.pose[:3])
             t.pose.position.z += 0.6
             t.pose.orientation.w = 1.0
@@ -47,11 +56,10 @@ def build_markers(
             t.text = f"{place.id}: {place.description[:60]}"
             texts.append(t)
     for q, m in edges:
-        pq, pm = place_map.get(q).pose, place_map.get(m).pose
-        if pq is not None and pm is not None:
-            lines.points.extend([_point(pq[:3]), _point(pm[:3])])
-    for marker in (keyframes, lines, *texts):
-        marker.header.frame_id = frame_id
+        pq, pm = place_map.get(q), place_map.get(m)
+        if pq.pose is not None and pm.pose is not None and pq.frame_id == pm.frame_id:
+            lines[pq.frame_id].points.extend([_point(pq.pose[:3]), _point(pm.pose[:3])])
+    for marker in (*keyframes.values(), *lines.values(), *texts):
         marker.header.stamp = stamp
         if marker.type != Marker.TEXT_VIEW_FACING:
             marker.pose.orientation.w = 1.0

@@ -1,9 +1,12 @@
 """place_map: keyframes, loop closures, the persistent map of places and its services.
 
-Descriptors (vpr/descriptor) are paired with the robot pose at their image stamp (odom or pose,
-interpolated within a tolerance; a descriptor waits at most ``pose_wait_s`` for its pose and is
-then used without one), run through the core loop-closure detector, and accepted decisions are
-published on vpr/loop_closure. The map is saved and loaded atomically by the core.
+Descriptors (vpr/descriptor) are paired with the robot pose at their image stamp (odom, pose,
+pose_cov or tf, interpolated within a tolerance; a descriptor waits at most ``pose_wait_s`` for
+its pose and is then used without one), run through the core loop-closure detector, and accepted
+decisions are published on vpr/loop_closure. The map is saved and loaded atomically by the core.
+
+Frames (REP-105): each place keeps the frame its pose came in (the pose messages' header, or
+``map_frame`` for tf); nothing is relabelled. Outputs carry each place's own frame.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
 from lavpr_interfaces.msg import (
     GeoEstimate,
     LoopClosure,
@@ -39,7 +42,7 @@ from lavpr_ros.core.loop_closure import (
     LoopClosureDetector,
     query_label,
 )
-from lavpr_ros.core.place_map import PlaceMap
+from lavpr_ros.core.place_map import ODOM_WARNING, PlaceMap, is_odom_frame
 from lavpr_ros.core.pose_buffer import PoseBuffer
 from lavpr_ros.core.retrieval import MODES as RETRIEVAL_MODES
 from lavpr_ros.core.retrieval import PlaceRetriever
@@ -76,6 +79,7 @@ VERIFICATION_PARAMS = [
     for k, (d, help_) in VERIFICATION_PARAMETERS.items()
 ]
 NO_PLACE = NO_PLACE_ID  # LoopClosure.query_id when the query keyframe was not added
+POSE_SOURCES = ("odom", "pose", "pose_cov", "tf", "none")
 
 PARAMS = [
     Param(
@@ -87,13 +91,17 @@ PARAMS = [
     Param("load_on_start", True, "Load map_path at start-up when it holds a map"),
     Param("save_on_shutdown", False, "Save the map to map_path when the node shuts down"),
     Param("index_type", "flat", "faiss index of a new map: flat (exact), hnsw or ivfpq"),
-    Param("frame_id", "", "Frame of keyframe poses and markers; empty = the pose messages' frame"),
     Param(
         "pose_source",
         "odom",
-        "Pose input: 'odom' (nav_msgs/Odometry on odom), 'pose' "
-        "(geometry_msgs/PoseStamped on pose) or 'none' (time-based keyframing)",
+        "Pose input: 'odom' (nav_msgs/Odometry on odom), 'pose' (geometry_msgs/PoseStamped on "
+        "pose), 'pose_cov' (geometry_msgs/PoseWithCovarianceStamped on pose_cov, e.g. "
+        "amcl_pose or a SLAM pose), 'tf' (map_frame -> base_frame at each image stamp; needs "
+        "tf2_ros) or 'none' (time-based keyframing). Places keep the frame their pose came in: "
+        "poses in odom do not survive a restart",
     ),
+    Param("map_frame", "map", "pose_source tf: the frame places are recorded in"),
+    Param("base_frame", "base_link", "pose_source tf: the robot's frame"),
     Param(
         "pose_tolerance_s",
         0.1,
@@ -253,9 +261,12 @@ class PlaceMapNode(Node):
     def __init__(self) -> None:
         super().__init__("place_map")
         self.p = declare(self, all_params())
+        require(
+            self.p["pose_source"] in POSE_SOURCES,
+            f"pose_source must be one of {', '.join(POSE_SOURCES)}, not {self.p['pose_source']!r}",
+        )
         self.config = dataclass_from_params(LoopClosureConfig, self.p, LC_PREFIX)
         self.group = MutuallyExclusiveCallbackGroup()
-        self.pose_frame = ""
         self.edges: list[tuple[int, int]] = []
         self.save_allowed = True
         self.counts = {"descriptors": 0, "rejected_messages": 0, "keyframes": 0, "loop_closures": 0}
@@ -289,6 +300,11 @@ class PlaceMapNode(Node):
             verifier=verifier_from_params(self.p),
         )
         self._init_verification_inputs()
+        self.tf: Any = None
+        if self.p["pose_source"] == "tf":
+            from lavpr_ros.nodes.tf_pose import TfLookup
+
+            self.tf = TfLookup(self, "pose_source 'tf'")  # RuntimeError without tf2_ros
         self._maybe_load_on_start()
 
         g = self.group
@@ -320,8 +336,18 @@ class PlaceMapNode(Node):
                 sensor_qos(self.p["reliable_input"]),
                 callback_group=g,
             )
-        elif source != "none":
-            raise ValueError(f"pose_source must be odom, pose or none, not {source!r}")
+        elif source == "pose_cov":
+            self.create_subscription(
+                PoseWithCovarianceStamped,
+                "pose_cov",
+                self._on_pose_cov,
+                sensor_qos(self.p["reliable_input"]),
+                callback_group=g,
+            )
+        elif source not in ("none", "tf"):
+            raise ValueError(
+                f"pose_source must be odom, pose, pose_cov, tf or none, not {source!r}"
+            )
         self.create_service(SaveMap, "save_map", self._srv_save, callback_group=g)
         self.create_service(LoadMap, "load_map", self._srv_load, callback_group=g)
         self.create_service(AnnotatePlace, "annotate_place", self._srv_annotate, callback_group=g)
@@ -404,6 +430,7 @@ class PlaceMapNode(Node):
         try:  # the core finds the map or what an interrupted save left of it
             self._install_map(PlaceMap.load(path))
             self.get_logger().info(f"loaded map {path}: {len(self.map or [])} places")
+            self._warn_odom(f"map {path}")
         except FileNotFoundError:
             self.get_logger().info(f"no map at {path} yet: starting an empty map")
         except Exception as exc:
@@ -422,9 +449,18 @@ class PlaceMapNode(Node):
         return self.pipeline.detector if self.pipeline is not None else None
 
     def _new_map(self, dim: int, model_id: str) -> PlaceMap:
-        return PlaceMap(
-            dim=dim, model_id=model_id, index_type=self.p["index_type"], frame_id=self._frame()
+        # The map-level frame: that of places added without a pose frame (never relabels one).
+        assert self.pipeline is not None
+        frame = self.pipeline.pose_frame or (
+            self.p["map_frame"] if self.p["pose_source"] == "tf" else "map"
         )
+        return PlaceMap(dim=dim, model_id=model_id, index_type=self.p["index_type"], frame_id=frame)
+
+    def _warn_odom(self, what: str) -> None:
+        """Log and diagnose a map whose places have poses in odom (lost at the next restart)."""
+        warning = self.map.odom_warning() if self.map is not None else None
+        if warning:
+            self._warn(f"{what}: {warning}")
 
     def _install_map(self, place_map: PlaceMap) -> None:
         assert self.pipeline is not None
@@ -473,6 +509,7 @@ class PlaceMapNode(Node):
         self.pipeline.reset_stream()
         self._publish_described()
         self.geo_map = str(choice.entry.path)
+        self._warn_odom(f"map {self.geo_map}")
         self.get_logger().info(
             f"geo estimate {label}: loaded map {self.geo_map} ({len(loaded)} places, "
             f"matched on {choice.level})"
@@ -484,6 +521,7 @@ class PlaceMapNode(Node):
             if not self.save_allowed:
                 self.get_logger().warning(f"not saving over {path}: it failed to load at start")
                 return
+            self._warn_odom(f"saving {path}")
             self.map.save(path)
             print(f"[place_map] saved {len(self.map)} places to {path}", flush=True)
 
@@ -508,6 +546,7 @@ class PlaceMapNode(Node):
             n = self.map.correct_poses(
                 [stamp_to_sec(p.header.stamp) for p in msg.poses],
                 [pose_to_array(p.pose) for p in msg.poses],
+                frame_id=msg.header.frame_id or None,  # the optimiser's frame, as it says
             )
         except ValueError as exc:
             self._warn(f"corrected poses rejected: {exc}")
@@ -518,14 +557,25 @@ class PlaceMapNode(Node):
     def _clock_now(self) -> float:
         return self.get_clock().now().nanoseconds / 1e9
 
-    def _add_pose(self, stamp: float, pose: np.ndarray, frame: str) -> None:
+    def _add_pose(self, stamp: float, pose: np.ndarray, frame: str, flush: bool = True) -> None:
         assert self.pipeline is not None
-        why = self.pipeline.push_pose(stamp, pose, time.monotonic(), self._clock_now())
+        before = self.pipeline.pose_frame
+        why = self.pipeline.push_pose(
+            stamp, pose, time.monotonic(), self._clock_now(), frame_id=frame
+        )
         if why is not None:
             self._warn(why)
             return
-        self.pose_frame = frame or self.pose_frame
-        self._flush_pending()
+        after = self.pipeline.pose_frame
+        if after != before:
+            if before:
+                self._warn(f"pose frame changed from {before} to {after}: poses are not mixed")
+            else:
+                self.get_logger().info(f"poses in frame {after!r}: places are recorded in it")
+            if is_odom_frame(after):
+                self.get_logger().warning(f"pose_source {self.p['pose_source']}: {ODOM_WARNING}")
+        if flush:
+            self._flush_pending()
 
     def _on_odom(self, msg: Odometry) -> None:
         self._add_pose(
@@ -534,6 +584,23 @@ class PlaceMapNode(Node):
 
     def _on_pose(self, msg: PoseStamped) -> None:
         self._add_pose(stamp_to_sec(msg.header.stamp), pose_to_array(msg.pose), msg.header.frame_id)
+
+    def _on_pose_cov(self, msg: PoseWithCovarianceStamped) -> None:
+        self._add_pose(
+            stamp_to_sec(msg.header.stamp), pose_to_array(msg.pose.pose), msg.header.frame_id
+        )
+
+    def _poses_from_tf(self) -> None:
+        """pose_source tf: the robot's pose (map_frame -> base_frame) at the stamps of the
+        descriptors still waiting for one; tf may come later, so this is retried."""
+        if self.tf is None or self.pipeline is None:
+            return
+        for pending in list(self.pipeline.pending):
+            if self.pipeline.poses.lookup(pending.stamp, 0.0) is not None:
+                continue
+            pose = self.tf.lookup(self.p["map_frame"], self.p["base_frame"], pending.stamp)
+            if pose is not None:
+                self._add_pose(pending.stamp, pose, self.p["map_frame"], flush=False)
 
     def _on_descriptor(self, msg: PlaceDescriptor) -> None:
         assert self.pipeline is not None
@@ -553,8 +620,10 @@ class PlaceMapNode(Node):
             payload=msg,
         )
         self._handle(records)
+        self._poses_from_tf()
 
     def _flush_pending(self) -> None:
+        self._poses_from_tf()
         if self.pipeline is not None:
             self._handle(self.pipeline.flush(time.monotonic()))
             status = self.pipeline.pose_status(time.monotonic())
@@ -578,25 +647,20 @@ class PlaceMapNode(Node):
             if d is None:
                 continue
             if d.accepted:
-                self._publish_loop_closure(rec.payload, d, latency_ms, rec.pose, rec.verification)
+                self._publish_loop_closure(rec, d, latency_ms)
             if self.pub_candidates is not None:
-                self.pub_candidates.publish(
-                    self._loop_closure_msg(rec.payload, d, latency_ms, rec.pose, rec.verification)
-                )
+                self.pub_candidates.publish(self._loop_closure_msg(rec, d, latency_ms))
 
-    def _loop_closure_msg(
-        self,
-        msg: PlaceDescriptor,
-        d: Any,
-        latency_ms: float,
-        pose: np.ndarray | None,
-        check: Any = None,
-    ) -> LoopClosure:
-        assert self.map is not None
+    def _loop_closure_msg(self, rec: FrameRecord, d: Any, latency_ms: float) -> LoopClosure:
+        assert self.map is not None and isinstance(rec.payload, PlaceDescriptor)
+        msg, pose, check = rec.payload, rec.pose, rec.verification
         m = self.map.get(int(d.match_id))
         out = LoopClosure()
         out.header.stamp = msg.header.stamp
-        out.header.frame_id = self._frame()
+        # The query's frame; a match recorded in another frame has no comparable pose.
+        out.header.frame_id = rec.frame_id or m.frame_id
+        if rec.frame_id and m.frame_id != rec.frame_id:
+            pose = None
         # Localisation mode adds no keyframes: the query has no place id then.
         out.query_id = NO_PLACE if d.query_id is None else int(d.query_id)
         out.match_id = int(d.match_id)
@@ -614,15 +678,8 @@ class PlaceMapNode(Node):
             fill_verification(out, check)
         return out
 
-    def _publish_loop_closure(
-        self,
-        msg: PlaceDescriptor,
-        d: Any,
-        latency_ms: float,
-        pose: np.ndarray | None,
-        check: Any = None,
-    ) -> None:
-        out = self._loop_closure_msg(msg, d, latency_ms, pose, check)
+    def _publish_loop_closure(self, rec: FrameRecord, d: Any, latency_ms: float) -> None:
+        out = self._loop_closure_msg(rec, d, latency_ms)
         self.pub_lc.publish(out)
         if out.query_id != NO_PLACE:
             self.edges.append((out.query_id, out.match_id))
@@ -720,6 +777,10 @@ class PlaceMapNode(Node):
             return res
         res.success, res.path, res.num_places = True, str(written), len(self.map)
         res.message = f"saved {len(self.map)} places"
+        warning = self.map.odom_warning()
+        if warning:
+            res.message += f"; warning: {warning}"
+            self._warn_odom(f"saved {written}")
         if path == self.p["map_path"]:
             self.save_allowed = True
         return res
@@ -744,6 +805,10 @@ class PlaceMapNode(Node):
         self._publish_described()
         res.success, res.num_places = True, len(loaded)
         res.message = f"loaded {len(loaded)} places from {path}"
+        warning = loaded.odom_warning()
+        if warning:
+            res.message += f"; warning: {warning}"
+            self._warn_odom(f"map {path}")
         return res
 
     def _srv_annotate(
@@ -817,7 +882,7 @@ class PlaceMapNode(Node):
         r = RetrievedPlace()
         r.place_id = pid
         r.has_pose = place.pose is not None
-        r.pose.header.frame_id = self._frame()
+        r.pose.header.frame_id = place.frame_id  # where it was recorded, never relabelled
         r.pose.header.stamp = sec_to_stamp(place.stamp)
         r.pose.pose = array_to_pose(place.pose)
         r.description = place.description
@@ -827,17 +892,19 @@ class PlaceMapNode(Node):
     def _publish_described(self) -> None:
         msg = RetrievedPlaces()
         msg.header.stamp = self.get_clock().now().to_msg()
-        msg.header.frame_id = self._frame()
         msg.mode = "described"
         if self.map is not None:
             msg.places = [self._retrieved(p.id, math.nan) for p in self.map.places if p.description]
+        # One frame for all: that frame; places in several frames: each place's pose says.
+        frames = {p.pose.header.frame_id for p in msg.places}
+        msg.header.frame_id = frames.pop() if len(frames) == 1 else ""
         self.pub_described.publish(msg)
 
     def _publish_markers(self) -> None:
         if self.map is None or len(self.map) == 0:
             return
         stamp = self.get_clock().now().to_msg()
-        self.pub_markers.publish(build_markers(self.map, self.edges, self._frame(), stamp))
+        self.pub_markers.publish(build_markers(self.map, self.edges, stamp))
 
     # -- sequence encoder (hierarchical search) and the keyframe path ---------------------------
     def _init_sequence_and_path(self) -> None:
@@ -887,20 +954,18 @@ class PlaceMapNode(Node):
 
         msg = PathMsg()
         msg.header.stamp = self.get_clock().now().to_msg()
-        msg.header.frame_id = self._frame()
+        msg.header.frame_id = self.map.frame_id
         for place in self.map.places:
             if place.pose is None:
                 continue
             ps = PoseStamped()
             ps.header.stamp = sec_to_stamp(place.stamp)
-            ps.header.frame_id = msg.header.frame_id
+            ps.header.frame_id = place.frame_id  # each keyframe in its own frame
+            msg.header.frame_id = place.frame_id  # the path's: that of the newest keyframe
             ps.pose = array_to_pose(place.pose)
             msg.poses.append(ps)
         self.pub_path.publish(msg)
         self._path_sent = key
-
-    def _frame(self) -> str:
-        return self.p["frame_id"] or self.pose_frame or (self.map.frame_id if self.map else "map")
 
     def _reject(self, why: str) -> None:
         self.counts["rejected_messages"] += 1

@@ -13,6 +13,10 @@ command against the places' *image* descriptors, so undescribed places can be fo
 (the current camera view + the command as its description) and ``image`` (the current camera
 view alone) are asked from place_map's ``query_places`` service, asynchronously: the answer
 arrives as a future's callback and the executor is never blocked waiting for it.
+
+Frames (REP-105): a goal is published in the frame its place was recorded in. ``goal_frame_id``
+asks for another frame: the place's pose is transformed with tf2 where tf2_ros is importable;
+otherwise (or without a transform) the goal is refused with the reason, never relabelled.
 """
 
 from __future__ import annotations
@@ -93,7 +97,13 @@ PARAMS = [
         "How long to wait for query_places before giving up [s]",
         live=True,
     ),
-    Param("goal_frame_id", "", "Frame of goal_pose; empty = the places' frame"),
+    Param(
+        "goal_frame_id",
+        "",
+        "Frame of goal_pose; empty = the frame the place was recorded in. Another frame: the "
+        "place's pose is transformed with tf2 (latest transform); without tf2_ros or a "
+        "transform the goal is refused with the reason",
+    ),
     Param("diagnostics_period_s", 1.0, "Period of /diagnostics messages [s]", live=True),
     Param(
         "pose_text_model",
@@ -164,6 +174,18 @@ class TextNavNode(Node):
         self.create_timer(0.2, self._expire, callback_group=g)
         self.diag = Diagnostics(self, self._diagnostics, float(self.p["diagnostics_period_s"]))
         self._init_pose_text(g)
+        self.tf: Any = None
+        if self.p["goal_frame_id"]:
+            from lavpr_ros.nodes.tf_pose import TfLookup
+
+            try:
+                self.tf = TfLookup(self, "goal_frame_id")
+            except RuntimeError as exc:  # goals in other frames are refused, with this reason
+                self.tf_error = str(exc)
+                self.get_logger().warning(
+                    f"{exc}: goals of places not recorded in {self.p['goal_frame_id']!r} are "
+                    "refused"
+                )
         self.live = LiveParameters(self, PARAMS, self.p, self._prepare_live)
         if self.encoder is not None:
             self.get_logger().info(
@@ -302,10 +324,11 @@ class TextNavNode(Node):
         if not best.has_pose:
             self._refuse(out, f"best place {best.place_id} has no recorded pose: no goal sent")
             return
-        goal = PoseStamped()
+        goal = self._goal_in_frame(best)
+        if isinstance(goal, str):
+            self._refuse(out, f"'{text[:60]}' -> place {best.place_id}: {goal}: no goal sent")
+            return
         goal.header.stamp = out.header.stamp
-        goal.header.frame_id = self.p["goal_frame_id"] or best.pose.header.frame_id or "map"
-        goal.pose = best.pose.pose
         out.goal_sent = True
         self.pub_places.publish(out)
         self.pub_goal.publish(goal)
@@ -316,6 +339,32 @@ class TextNavNode(Node):
             f"({goal.pose.position.x:.2f}, {goal.pose.position.y:.2f}) in {goal.header.frame_id}",
             flush=True,
         )
+
+    def _goal_in_frame(self, best: RetrievedPlace) -> PoseStamped | str:
+        """The place's pose as a goal in goal_frame_id (default: the frame it was recorded in),
+        or why not: a frame is never relabelled, only transformed (tf2)."""
+        place_frame = best.pose.header.frame_id
+        if not place_frame:
+            return "the place's pose has no frame"
+        want = self.p["goal_frame_id"] or place_frame
+        goal = PoseStamped()
+        goal.header.frame_id = want
+        goal.pose = best.pose.pose
+        if want == place_frame:
+            return goal
+        if self.tf is None:
+            return (
+                f"goal_frame_id is {want!r} but the place was recorded in {place_frame!r} and "
+                f"there is no tf2 to transform it ({getattr(self, 'tf_error', 'tf2_ros missing')})"
+            )
+        from lavpr_ros.core.poses import compose_poses
+        from lavpr_ros.nodes.convert import array_to_pose, pose_to_array
+
+        transform = self.tf.lookup(want, place_frame, None)
+        if transform is None:
+            return f"cannot transform the place's pose into {want!r}: {self.tf.last_error}"
+        goal.pose = array_to_pose(compose_poses(transform, pose_to_array(best.pose.pose)))
+        return goal
 
     # -- pose-text re-ranking (instruction vs the trajectory before each place) ----------------
     def _init_pose_text(self, group: Any) -> None:
