@@ -126,7 +126,13 @@ def test_item9_descriptor_stamp_zero_or_future_refused(stamp: float) -> None:
 def test_item15_no_odometry_is_reported_and_does_not_stall() -> None:
     """Before: without odometry place_map stayed 'ok', each descriptor waited pose_wait_s
     (latency ~510 ms) and places were added without poses silently."""
-    p = _pipe(use_poses=True, expected_model_id="m", pose_wait_s=0.5, no_pose_warn_s=2.0)
+    p = _pipe(
+        use_poses=True,
+        expected_model_id="m",
+        pose_wait_s=0.5,
+        pose_startup_wait_s=0.5,
+        no_pose_warn_s=2.0,
+    )
     assert _push(p, 1, 10.0, arrived=0.0) == []  # start-up grace: its pose may still come
     assert len(p.flush(0.6)) == 1  # grace over: processed without pose
     (r,) = _push(p, 2, 11.0, arrived=1.0)  # no pose ever: no more waiting
@@ -134,6 +140,24 @@ def test_item15_no_odometry_is_reported_and_does_not_stall() -> None:
     assert p.pose_status(1.0) == ""
     assert "no pose received for 3 s" in p.pose_status(3.0)
     assert p.counts["without_pose"] == 2
+
+
+def test_first_pose_later_than_pose_wait_still_pairs() -> None:
+    """Odometry starting (or its first samples arriving) a second after the camera: the first
+    descriptors wait for the start-up grace, not just pose_wait_s, and keep their poses."""
+    p = _pipe(use_poses=True, expected_model_id="m", pose_wait_s=0.5, pose_startup_wait_s=2.0)
+    assert _push(p, 1, 10.0, arrived=0.0) == []
+    assert _push(p, 2, 11.0, arrived=0.9) == []
+    assert p.flush(1.2) == []  # past pose_wait_s, inside the grace: still waiting
+    assert p.push_pose(10.0, POSE, arrived=1.5) is None
+    assert p.push_pose(11.0, POSE, arrived=1.5) is None
+    assert p.push_pose(12.0, POSE, arrived=1.5) is None
+    recs = p.flush(1.5)
+    assert [r.pose is not None for r in recs] == [True, True]
+    # Once poses flow, a missing one costs pose_wait_s only.
+    assert _push(p, 3, 20.0, arrived=2.0) == []
+    (r,) = p.flush(2.6)
+    assert r.pose is None and "added without a pose" in r.notes[0]
 
 
 def test_item16_second_session_overlapping_stamps_still_closes_loops(tmp_path) -> None:

@@ -40,8 +40,9 @@ def _config(tmp_path: Path) -> Path:
             "vpr_encoder": {"max_frame_age_s": 0.0, "reliable_input": True, "encoder": "patchnorm"},
             # Verification stays on (the default): place_map reads the camera too, and the
             # player must still wait for the encoder (docs/verification.md); on 64x32 frames it
-            # cannot run, so the decisions are the offline twin's.
-            "place_map": {"reliable_input": True},
+            # cannot run, so the decisions are the offline twin's. Every pose comes: wait for it
+            # (as bag replays do) rather than lose it to a late DDS delivery on 2 busy cores.
+            "place_map": {"reliable_input": True, "pose_wait_s": 5.0},
         },
         tmp_path / "p.yaml",
     )

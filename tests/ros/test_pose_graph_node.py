@@ -4,6 +4,7 @@ are rejected with a reason; the graph is saved on shutdown and loaded at start."
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,19 @@ def test_pose_graph_node_corrects_rejects_and_persists(procs, client, tmp_path) 
     c = corrected[-1].pose.pose.position
     assert corrected[-1].header.frame_id == "map"
     assert math.hypot(c.x - end.x, c.y - end.y) < 1e-3
+    # A closure whose query keyframe is not in the graph yet and carries no comparable pose
+    # (its match was corrected into map): it waits for the next keyframe path, then counts.
+    late = closure(41, 1, 100 + len(odo), 101)
+    pub_lc.publish(late)
+    time.sleep(1.0)
+    assert status()["loop_factors"] == "1"  # waiting, not rejected
+    ps = PoseStamped()
+    ps.header.stamp.sec = 100 + len(odo)
+    _pose(ps.pose, odo[-1][0] + 1.0, odo[-1][1], odo[-1][2])
+    path.poses.append(ps)
+    pub_path.publish(path)
+    client.wait_until(lambda: status().get("loop_factors") == "2", 20, "the waiting closure")
+    assert int(status()["closures_rejected"]) == 3
     assert node.alive()
 
     # Saved on shutdown, loaded by the next process.
@@ -140,7 +154,7 @@ def test_pose_graph_node_corrects_rejects_and_persists(procs, client, tmp_path) 
     _start(procs, graph_file)
     diags.clear()
     client.wait_until(
-        lambda: status().get("keyframes") == str(len(odo)) and status()["loop_factors"] == "1",
+        lambda: status().get("keyframes") == str(len(odo) + 1) and status()["loop_factors"] == "2",
         30,
         "loaded graph",
     )

@@ -19,7 +19,7 @@ def test_image_and_odom_topics_remapped_from_launch_arguments(
         default_config_file(),
         {
             "vpr_encoder": {"max_frame_age_s": 0.0, "reliable_input": True, "encoder": "patchnorm"},
-            "place_map": {"reliable_input": True},
+            "place_map": {"reliable_input": True, "pose_wait_s": 5.0},
         },
         tmp_path / "p.yaml",
     )

@@ -64,7 +64,7 @@ def test_imported_model_in_graph(procs, client, data_root, tmp_path, salad_model
                 "max_frame_age_s": 0.0,
                 "reliable_input": True,
             },
-            "place_map": {"reliable_input": True},
+            "place_map": {"reliable_input": True, "pose_wait_s": 5.0},
         },
         tmp_path / "p.yaml",
     )

@@ -384,6 +384,7 @@ def offline_pipeline(
         use_poses=use_poses,
         pose_tolerance_s=float(pm_params.get("pose_tolerance_s", 0.1)),
         pose_wait_s=float(pm_params.get("pose_wait_s", 0.5)),
+        pose_startup_wait_s=float(pm_params.get("pose_startup_wait_s", 2.0)),
         time_jump_reset_s=float(pm_params.get("time_jump_reset_s", 1.0)),
         max_clock_skew_s=0.0,
         max_pose_lead_s=0.0,

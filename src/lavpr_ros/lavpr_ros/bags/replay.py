@@ -292,6 +292,9 @@ def replay_bag(
             # Rejected candidates too, so the online run has a full PR curve.
             "publish_candidates": True,
             "reliable_input": True,
+            # Every frame's pose is in the bag and comes (reliably): wait for it rather than
+            # add a place without it when DDS delivers odometry late on a loaded machine.
+            "pose_wait_s": 5.0,
         },
     }
     if rate_factor > 1.0:

@@ -11,8 +11,9 @@ this object, so the policies that decide what reaches the map live in one place:
   otherwise it is fixed only once ``model_confirm_count`` consecutive descriptors agree on it, so
   one stray descriptor cannot lock the map to a foreign model;
 - **pose pairing**: a descriptor waits at most ``pose_wait_s`` (wall time) for the pose at its
-  stamp; while no pose has ever arrived it waits only during a start-up grace period, after which
-  places are added without poses and the pipeline says so;
+  stamp; while no pose has ever arrived it waits for the first one during a start-up grace
+  period (``pose_startup_wait_s``), after which places are added without poses and the pipeline
+  says so;
 - **ordering**: small steps back in time are dropped, large ones (bag restarted, simulation reset)
   reset keyframing and sequence state;
 - **sessions**: a loaded map's places stay matchable whatever their stamps (exclusion is by
@@ -50,6 +51,9 @@ class PipelineOptions:
     use_poses: bool = True
     pose_tolerance_s: float = 0.1
     pose_wait_s: float = 0.5
+    # While no pose has ever arrived, descriptors wait this long for the first one (odometry
+    # often starts after the camera, and its first samples can be late) [s, wall time].
+    pose_startup_wait_s: float = 2.0
     time_jump_reset_s: float = 1.0
     # Stamps (descriptors and poses) later than the clock by more than this are refused [s];
     # <= 0 = no clock check. The clock check is skipped while the clock reads 0 (sim time
@@ -70,7 +74,13 @@ class PipelineOptions:
     image_cache: int = 60
 
     def __post_init__(self) -> None:
-        for name in ("pose_tolerance_s", "pose_wait_s", "time_jump_reset_s", "no_pose_warn_s"):
+        for name in (
+            "pose_tolerance_s",
+            "pose_wait_s",
+            "pose_startup_wait_s",
+            "time_jump_reset_s",
+            "no_pose_warn_s",
+        ):
             v = float(getattr(self, name))
             if not math.isfinite(v) or v < 0:
                 raise ValueError(f"{name} must be finite and >= 0, got {v}")
@@ -381,14 +391,15 @@ class FramePipeline:
 
     def _pose_may_come(self, p: _Pending, now: float) -> bool:
         o = self.options
-        waited = now - p.arrived
-        if waited >= o.pose_wait_s:
-            return False
         latest = self.poses.latest_stamp
-        if latest is None:
-            # No pose yet: wait only during the start-up grace period.
-            return self._first_arrival is not None and now - self._first_arrival < o.pose_wait_s
-        return latest < p.stamp + o.pose_tolerance_s
+        if latest is None and self._last_pose_arrival is None:
+            # No pose ever: wait only during the start-up grace period (a robot without
+            # odometry then gets its places without poses, and is told so).
+            grace = max(o.pose_wait_s, o.pose_startup_wait_s)
+            return self._first_arrival is not None and now - self._first_arrival < grace
+        if now - p.arrived >= o.pose_wait_s:
+            return False
+        return latest is None or latest < p.stamp + o.pose_tolerance_s
 
     def _process(self, p: _Pending, pose: np.ndarray | None, now: float) -> FrameRecord:
         assert self.map is not None and self.detector is not None

@@ -113,6 +113,12 @@ PARAMS = [
         "How long a descriptor waits for its pose before it is used without one [s, wall time]",
     ),
     Param(
+        "pose_startup_wait_s",
+        2.0,
+        "While no pose has arrived yet, how long descriptors wait for the first one (odometry "
+        "starting after the camera) before places are added without poses [s, wall time]",
+    ),
+    Param(
         "publish_candidates",
         False,
         "Also publish every keyframe's best candidate, accepted or not (with the reason), on "
@@ -287,6 +293,7 @@ class PlaceMapNode(Node):
                 use_poses=self.p["pose_source"] != "none",
                 pose_tolerance_s=float(self.p["pose_tolerance_s"]),
                 pose_wait_s=float(self.p["pose_wait_s"]),
+                pose_startup_wait_s=float(self.p["pose_startup_wait_s"]),
                 time_jump_reset_s=float(self.p["time_jump_reset_s"]),
                 max_clock_skew_s=float(self.p["max_clock_skew_s"]),
                 max_pose_lead_s=float(self.p["max_pose_lead_s"]),

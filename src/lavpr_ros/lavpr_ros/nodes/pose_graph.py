@@ -56,6 +56,9 @@ HELP = {
     "base_T_camera": "Camera optical frame in the base frame (x, y, z, qx, qy, qz, qw)",
 }
 
+# Closures kept while their keyframes are not in the graph yet (beyond: rejected).
+MAX_WAITING_LOOPS = 200
+
 PARAMS = [
     Param(
         "pose_source",
@@ -107,6 +110,7 @@ class PoseGraphNode(Node):
         self.config: PoseGraphConfig = dataclass_from_params(PoseGraphConfig, self.p, "")
         self.group = MutuallyExclusiveCallbackGroup()
         self.counts = {"keyframes_rejected": 0, "closures": 0, "closures_rejected": 0}
+        self._waiting_loops: list[LoopClosure] = []
         self.last_warning = ""
         self.odom_frame = self.p["odom_frame"]
         self.graph_path = self._graph_path()
@@ -205,15 +209,25 @@ class PoseGraphNode(Node):
                 added |= self._add_keyframe(sec, pose_to_array(ps.pose))
                 last = sec
         self.odom_frame = self.odom_frame or msg.header.frame_id
+        if self._waiting_loops:
+            added |= self._retry_waiting_loops()
         if added:
             self._publish_outputs()
 
     def _on_loop_closure(self, msg: LoopClosure) -> None:
         self.counts["closures"] += 1
-        q_sec, m_sec = stamp_to_sec(msg.header.stamp), stamp_to_sec(msg.match_stamp)
+        q_sec = stamp_to_sec(msg.header.stamp)
         if msg.has_poses:
             # The closure can arrive before the path that holds its query keyframe.
             self._add_keyframe(q_sec, pose_to_array(msg.query_pose))
+        if self._add_loop(msg, final=False):
+            self._publish_outputs()
+
+    def _add_loop(self, msg: LoopClosure, final: bool) -> bool:
+        """Add the closure's factor; True when added. A closure whose keyframe the graph does not
+        know yet (no comparable query pose in it: its match was recorded in another frame, e.g.
+        corrected into map; the keyframe comes with the next keyframe path) waits, bounded."""
+        q_sec, m_sec = stamp_to_sec(msg.header.stamp), stamp_to_sec(msg.match_stamp)
         transform = None
         if msg.has_transform:
             t, r = msg.transform.translation, msg.transform.rotation
@@ -227,10 +241,33 @@ class PoseGraphNode(Node):
                 bool(msg.metric_scale),
             )
         except PoseGraphError as exc:
+            # Only a query keyframe newer than the graph may still come with the next path; an
+            # unknown match (a place in the past) never will.
+            newest = self.graph.stamps[-1] if len(self.graph) else float("-inf")
+            waiting = (
+                not final
+                and "query keyframe" in str(exc)
+                and "unknown to the graph" in str(exc)
+                and q_sec > newest
+            )
+            if waiting and len(self._waiting_loops) < MAX_WAITING_LOOPS:
+                self._waiting_loops.append(msg)
+                return False
             self.counts["closures_rejected"] += 1
             self._warn(f"loop closure {msg.query_id} -> {msg.match_id} rejected: {exc}")
-            return
-        self._publish_outputs()
+            return False
+        return True
+
+    def _retry_waiting_loops(self) -> bool:
+        """Closures that waited for their keyframes: added now, or rejected once their query
+        keyframe's stamp is behind the newest keyframe (it will not come any more)."""
+        waiting, self._waiting_loops = self._waiting_loops, []
+        added = False
+        newest = self.graph.stamps[-1] if len(self.graph) else float("-inf")
+        for msg in waiting:
+            final = stamp_to_sec(msg.header.stamp) <= newest
+            added |= self._add_loop(msg, final=final)
+        return added
 
     def _on_odom(self, msg: Odometry) -> None:
         self._publish_corrected(msg.header, msg.child_frame_id, pose_to_array(msg.pose.pose), msg)
