@@ -95,6 +95,20 @@ def test_one_false_closure_is_down_weighted() -> None:
     assert gap(noisy) > 0.9 * gap(clean)
 
 
+def test_partial_relinearization_reaches_the_full_check_result() -> None:
+    """The partial check (the default, it bounds the time per closure) may skip deep variables
+    that moved less than the threshold; the optimised loop must match the full check's."""
+    assert PoseGraphConfig().partial_relinearization
+    truth, odom = _square()
+    part = _close(_graph(odom))
+    full = _close(_graph(odom, partial_relinearization=False))
+    np.testing.assert_allclose(part.poses()[:, :3], full.poses()[:, :3], atol=0.05)
+    e_part = _rmse(relative_errors(part.poses(), truth))
+    e_full = _rmse(relative_errors(full.poses(), truth))
+    assert e_part < 1.05 * e_full + 0.01
+    assert part.loop_weights() == pytest.approx(full.loop_weights(), abs=0.05)
+
+
 def _optical(t_base: object) -> list[float]:
     """A base-frame relative pose expressed between the camera optical frames."""
     b = to_pose3(OPTICAL_IN_BASE)

@@ -73,6 +73,12 @@ class PoseGraphConfig:
     # Extra iSAM2 iterations after a loop factor (Gauss-Newton steps; odometry needs none).
     loop_iterations: int = 3
     relinearize_threshold: float = 0.01
+    # iSAM2 checks relinearization only from the root down and stops at cliques whose variables
+    # moved less than the threshold (enablePartialRelinearizationCheck). A closure moves the
+    # variables near the root most; the full check walks all N variables and, after a long
+    # closure, relinearizes deep chain variables that barely moved, which re-eliminates the
+    # Bayes tree from there to the root (the p95 latency; docs/pose_graph.md, benchmark).
+    partial_relinearization: bool = True
     # Camera optical frame in the base frame (x, y, z, qx, qy, qz, qw) for transform closures.
     base_T_camera: tuple[float, ...] = OPTICAL_IN_BASE
 
@@ -167,6 +173,7 @@ class PoseGraph:
         self.config = config or PoseGraphConfig()
         params = gtsam.ISAM2Params()
         params.setRelinearizeThreshold(self.config.relinearize_threshold)
+        params.enablePartialRelinearizationCheck = bool(self.config.partial_relinearization)
         # QR, not Cholesky: long odometry chains far from the origin make the normal equations
         # ill-conditioned (IndeterminateLinearSystem after ~700 keyframes on a 2 km route).
         params.setFactorization("QR")

@@ -53,6 +53,8 @@ HELP = {
     "outlier_weight": "Loop factors with a robust weight below this count as rejected",
     "loop_iterations": "Extra iSAM2 iterations after each loop closure",
     "relinearize_threshold": "iSAM2 relinearization threshold",
+    "partial_relinearization": "iSAM2 checks relinearization from the root down only, "
+    "stopping at cliques that moved less than the threshold (bounds the time per closure)",
     "base_T_camera": "Camera optical frame in the base frame (x, y, z, qx, qy, qz, qw)",
 }
 
