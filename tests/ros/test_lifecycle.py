@@ -131,3 +131,57 @@ def test_vpr_encoder_lifecycle_transitions(procs, client, tmp_path) -> None:
     assert state() == "unconfigured"
     assert change(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN) and state() == "finalized"
     assert node.alive()
+
+
+def test_text_nav_lifecycle_transitions(procs, client, text_model, tmp_path) -> None:
+    from lavpr_interfaces.msg import RetrievedPlaces
+    from std_msgs.msg import String
+
+    def start(name: str, extra: list[str]):
+        node = procs.start_python(
+            name,
+            [
+                "-m",
+                "lavpr_ros.nodes.text_nav",
+                "--ros-args",
+                "-p",
+                "autostart:=false",
+                "-p",
+                f"text_model:={text_model.parent}",
+                *extra,
+            ],
+        )
+        node.wait_for_line("[text_nav] unconfigured", timeout=60)
+        return node
+
+    def state() -> str:
+        res = client.call(GetState, "text_nav/get_state", GetState.Request())
+        return res.current_state.label
+
+    def change(transition: int) -> bool:
+        req = ChangeState.Request()
+        req.transition.id = transition
+        return client.call(ChangeState, "text_nav/change_state", req).success
+
+    # A pose-text model asked for and missing: configure fails, the node stays unconfigured.
+    node = start("text_nav_bad", ["-p", f"pose_text_model:={tmp_path / 'none'}"])
+    assert state() == "unconfigured"
+    assert not change(Transition.TRANSITION_CONFIGURE) and state() == "unconfigured"
+    node.wait_for_line("configure failed", 10)
+    node.stop()
+
+    node = start("text_nav", [])
+    client.wait_until(lambda: state() == "unconfigured", 30, "the new process")
+    answers = client.subscribe(RetrievedPlaces, "vpr/retrieved_places")
+    cmd = client.publisher(String, "text_command")
+    assert cmd.get_subscription_count() == 0  # commands are not taken before activation
+    assert change(Transition.TRANSITION_CONFIGURE) and state() == "inactive"
+    assert change(Transition.TRANSITION_ACTIVATE) and state() == "active"
+    client.wait_for_subscribers(cmd)
+    cmd.publish(String(data="the red barn"))
+    client.wait_until(lambda: len(answers) >= 1, 10, "an answer (a refusal: no places yet)")
+    assert not answers[-1].goal_sent and answers[-1].reason  # refused with its reason
+    assert change(Transition.TRANSITION_DEACTIVATE) and state() == "inactive"
+    client.wait_until(lambda: cmd.get_subscription_count() == 0, 10, "commands off")
+    assert change(Transition.TRANSITION_CLEANUP) and state() == "unconfigured"
+    assert node.alive()

@@ -61,7 +61,7 @@ NODES: tuple[NodeSpec, ...] = (
         executable="text_nav",
         module="lavpr_ros.nodes.text_nav",
         start_arg="start_text_nav",
-        arg_params={"text_model": "text_model"},
+        arg_params={"text_model": "text_model", "autostart": "autostart"},
         topic_args=("text_command_topic",),
     ),
     NodeSpec(
@@ -124,8 +124,8 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument(
         "autostart",
         "",
-        "Managed nodes (vpr_encoder) configure and activate themselves: true/false, empty = "
-        "the parameter file's value (true); false = a lifecycle manager drives them",
+        "Managed nodes (vpr_encoder, text_nav) configure and activate themselves: true/false, "
+        "empty = the parameter file's value (true); false = a lifecycle manager drives them",
     ),
     *(
         LaunchArgument(n.start_arg, "true" if n.default_start else "false", f"Start {n.name}")

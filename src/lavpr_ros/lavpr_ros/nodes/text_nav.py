@@ -30,7 +30,7 @@ from geometry_msgs.msg import PoseStamped
 from lavpr_interfaces.msg import RetrievedPlace, RetrievedPlaces
 from lavpr_interfaces.srv import QueryPlaces
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from std_msgs.msg import String
 
 from lavpr_ros.core.text_encoder import TextEncoder
@@ -43,6 +43,7 @@ from lavpr_ros.core.text_goal import (
 )
 from lavpr_ros.core.text_retrieval import MAX_QUERY_CHARS, TextPlaceIndex, log_safe
 from lavpr_ros.nodes.diagnostics import ERROR, OK, WARN, Diagnostics, LatencyMeter, RateMeter
+from lavpr_ros.nodes.lifecycle import AUTOSTART, state_label
 from lavpr_ros.nodes.params import (
     LATCHED,
     LiveParameters,
@@ -118,6 +119,7 @@ PARAMS = [
         "Weight w of the pose-text score: score = (1 - w) * retrieval + w * pose_text",
         live=True,
     ),
+    AUTOSTART,
 ]
 
 MODES = ("text", "cross_modal", "fusion", "image")
@@ -134,7 +136,9 @@ def goal_policy(p: dict[str, Any]) -> GoalPolicy:
     return GoalPolicy(float(p["min_score"]), float(p["min_margin"]))
 
 
-class TextNavNode(Node):
+class TextNavNode(LifecycleNode):
+    """Managed node: configure loads the text (and pose-text) models, activate takes commands."""
+
     def __init__(self) -> None:
         super().__init__("text_nav")
         self.p = declare(self, PARAMS)
@@ -145,17 +149,9 @@ class TextNavNode(Node):
         self.encoder: TextEncoder | None = None
         self.index: TextPlaceIndex | None = None
         self.model_error = ""
-        if self.mode == "text":
-            providers = parse_providers(self.p["providers"])
-            try:
-                if not self.p["text_model"]:
-                    raise ValueError("the text_model parameter is empty")
-                self.encoder = TextEncoder(self.p["text_model"], providers=providers)
-                self.index = TextPlaceIndex(self.encoder)
-            except (OSError, ValueError, RuntimeError) as exc:
-                # A graph without text commands still recognises places: run degraded, loudly.
-                self.model_error = f"no text model, text commands are refused: {exc}"
-                self.get_logger().error(self.model_error)
+        self.failure = ""  # why the last configure failed
+        self.pose_text: Any = None
+        self.path: tuple[Any, Any] | None = None
         self.pending: dict[int, tuple[Any, float, RetrievedPlaces, float]] = {}
         self._next = 0
         self.places: dict[int, RetrievedPlace] = {}
@@ -163,17 +159,12 @@ class TextNavNode(Node):
         self.commands = self.goals = self.refused = 0
         self.last_reason = ""
         self.rate, self.latency = RateMeter(), LatencyMeter()
-        g = MutuallyExclusiveCallbackGroup()
+        self.group = MutuallyExclusiveCallbackGroup()
+        self._inputs: list[Any] = []  # subscriptions and timers of the active state
         self.pub_places = self.create_publisher(RetrievedPlaces, "vpr/retrieved_places", 10)
         self.pub_goal = self.create_publisher(PoseStamped, "goal_pose", 10)
-        self.create_subscription(String, "text_command", self._on_command, 10, callback_group=g)
-        self.create_subscription(
-            RetrievedPlaces, "vpr/described_places", self._on_described, LATCHED, callback_group=g
-        )
-        self.client = self.create_client(QueryPlaces, "query_places", callback_group=g)
-        self.create_timer(0.2, self._expire, callback_group=g)
+        self.client = self.create_client(QueryPlaces, "query_places", callback_group=self.group)
         self.diag = Diagnostics(self, self._diagnostics, float(self.p["diagnostics_period_s"]))
-        self._init_pose_text(g)
         self.tf: Any = None
         if self.p["goal_frame_id"]:
             from lavpr_ros.nodes.tf_pose import TfLookup
@@ -187,12 +178,93 @@ class TextNavNode(Node):
                     "refused"
                 )
         self.live = LiveParameters(self, PARAMS, self.p, self._prepare_live)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.model_error = ""
+        if self.mode == "text":
+            providers = parse_providers(self.p["providers"])
+            try:
+                if not self.p["text_model"]:
+                    raise ValueError("the text_model parameter is empty")
+                self.encoder = TextEncoder(self.p["text_model"], providers=providers)
+                self.index = TextPlaceIndex(self.encoder)
+            except (OSError, ValueError, RuntimeError) as exc:
+                # A graph without text commands still recognises places: run degraded, loudly.
+                self.model_error = f"no text model, text commands are refused: {exc}"
+                self.get_logger().error(self.model_error)
+        try:
+            self._init_pose_text()
+        except Exception as exc:  # a pose-text model asked for and not loadable: say why
+            self.failure = str(exc)
+            self.get_logger().error(f"configure failed: {exc}")
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        self.failure = ""
         if self.encoder is not None:
             self.get_logger().info(
                 f"text encoder {self.encoder.model_id} on {self.encoder.provider}"
             )
         else:
             self.get_logger().info(f"mode {self.mode}: retrieval by place_map's query_places")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        g = self.group
+        self._inputs = [
+            self.create_subscription(
+                String, "text_command", self._on_command, 10, callback_group=g
+            ),
+            self.create_subscription(
+                RetrievedPlaces,
+                "vpr/described_places",
+                self._on_described,
+                LATCHED,
+                callback_group=g,
+            ),
+            self.create_timer(0.2, self._expire, callback_group=g),
+        ]
+        if self.pose_text is not None:
+            from nav_msgs.msg import Path as PathMsg
+
+            self._inputs.append(
+                self.create_subscription(
+                    PathMsg, "vpr/keyframe_path", self._on_path, LATCHED, callback_group=g
+                )
+            )
+        print(f"[{self.get_name()}] ready", flush=True)
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_inputs()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.finish()
+        return TransitionCallbackReturn.SUCCESS
+
+    def finish(self) -> None:
+        """Last work at exit: no more commands, models released."""
+        self._stop_inputs()
+        self._release()
+
+    def _stop_inputs(self) -> None:
+        for handle in self._inputs:
+            if hasattr(handle, "cancel"):  # a timer
+                handle.cancel()
+                self.destroy_timer(handle)
+            else:
+                self.destroy_subscription(handle)
+        self._inputs = []
+        self.pending.clear()
+
+    def _release(self) -> None:
+        self.encoder = self.index = self.pose_text = None
+        self.path = None
 
     def _prepare_live(self, new: dict[str, Any], changed: set[str]) -> Callable[[], None]:
         """Check new values (ValueError: refused, nothing changed); the commit installs the
@@ -367,13 +439,11 @@ class TextNavNode(Node):
         return goal
 
     # -- pose-text re-ranking (instruction vs the trajectory before each place) ----------------
-    def _init_pose_text(self, group: Any) -> None:
+    def _init_pose_text(self) -> None:
         self.pose_text = None
-        self.path: tuple[Any, Any] | None = None
+        self.path = None
         if not self.p["pose_text_model"]:
             return
-        from nav_msgs.msg import Path as PathMsg
-
         from lavpr_ros.core.pose_text import PoseTextModel, combine_scores
 
         combine_scores([0.0], [0.0], float(self.p["pose_text_weight"]))  # validates the weight
@@ -383,9 +453,6 @@ class TextNavNode(Node):
                 raise ValueError("pose_text_model needs the text_model parameter (its text side)")
             encoder = TextEncoder(self.p["text_model"])
         self.pose_text = PoseTextModel(self.p["pose_text_model"], text_encoder=encoder)
-        self.create_subscription(
-            PathMsg, "vpr/keyframe_path", self._on_path, LATCHED, callback_group=group
-        )
         self.get_logger().info(
             f"pose-text model {self.pose_text.model_id} (weight {self.p['pose_text_weight']})"
         )
@@ -434,12 +501,21 @@ class TextNavNode(Node):
             level = WARN
         if self.model_error:
             level = ERROR
-        return (
-            level,
+        message = (
             self.model_error
             or self.last_reason
-            or ("ready" if self.places else "no described places yet"),
+            or ("ready" if self.places else "no described places yet")
+        )
+        state = state_label(self)
+        if self.failure and state != "active":
+            level, message = ERROR, f"configure failed: {self.failure}"
+        elif state != "active":
+            level, message = OK, f"{state} (lifecycle): commands are not taken"
+        return (
+            level,
+            message,
             {
+                "lifecycle_state": state,
                 "mode": self.mode,
                 "model_id": self.encoder.model_id if self.encoder else "(place_map)",
                 "execution_provider": self.encoder.provider if self.encoder else "",
