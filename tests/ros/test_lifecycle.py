@@ -28,6 +28,16 @@ def _image(stamp: int) -> Image:
     return msg
 
 
+def _state(client, node: str) -> str:
+    return client.call(GetState, f"{node}/get_state", GetState.Request()).current_state.label
+
+
+def _change(client, node: str, transition: int) -> bool:
+    req = ChangeState.Request()
+    req.transition.id = transition
+    return client.call(ChangeState, f"{node}/change_state", req).success
+
+
 def test_vpr_encoder_lifecycle_transitions(procs, client, tmp_path) -> None:
     node = procs.start_python(
         "vpr_encoder",
@@ -53,13 +63,10 @@ def test_vpr_encoder_lifecycle_transitions(procs, client, tmp_path) -> None:
     pub = client.publisher(Image, "camera/image_raw")
 
     def state() -> str:
-        res = client.call(GetState, "vpr_encoder/get_state", GetState.Request())
-        return res.current_state.label
+        return _state(client, "vpr_encoder")
 
     def change(transition: int) -> bool:
-        req = ChangeState.Request()
-        req.transition.id = transition
-        return client.call(ChangeState, "vpr_encoder/change_state", req).success
+        return _change(client, "vpr_encoder", transition)
 
     def message() -> str:
         for arr in reversed(list(diags)):
@@ -155,13 +162,10 @@ def test_text_nav_lifecycle_transitions(procs, client, text_model, tmp_path) -> 
         return node
 
     def state() -> str:
-        res = client.call(GetState, "text_nav/get_state", GetState.Request())
-        return res.current_state.label
+        return _state(client, "text_nav")
 
     def change(transition: int) -> bool:
-        req = ChangeState.Request()
-        req.transition.id = transition
-        return client.call(ChangeState, "text_nav/change_state", req).success
+        return _change(client, "text_nav", transition)
 
     # A pose-text model asked for and missing: configure fails, the node stays unconfigured.
     node = start("text_nav_bad", ["-p", f"pose_text_model:={tmp_path / 'none'}"])

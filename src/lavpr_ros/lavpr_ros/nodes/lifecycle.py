@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+
 from lavpr_ros.nodes.params import Param
 
 AUTOSTART = Param(
@@ -53,3 +55,46 @@ def stop_managed(node: Any) -> None:
         finish = getattr(node, "finish", None)
         if callable(finish):
             finish()
+
+
+class ManagedNode(LifecycleNode):
+    """What the managed nodes share: ``self.inputs`` (subscriptions, timers) are made by the
+    node's activate and removed by deactivate; cleanup and shutdown call ``release`` (what
+    configure loaded). Subclasses implement on_configure, on_activate and release."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.inputs: list[Any] = []
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop_inputs()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.finish()
+        return TransitionCallbackReturn.SUCCESS
+
+    def finish(self) -> None:
+        """Last work at exit: inputs off, resources released."""
+        self.stop_inputs()
+        self.release()
+
+    def stop_inputs(self) -> None:
+        for handle in self.inputs:
+            if hasattr(handle, "cancel"):  # a timer
+                handle.cancel()
+                self.destroy_timer(handle)
+            else:
+                self.destroy_subscription(handle)
+        self.inputs = []
+        self.inputs_stopped()
+
+    def inputs_stopped(self) -> None:
+        """Drop what waited for the inputs (queued frames, pending commands)."""
+
+    def release(self) -> None:
+        """Release what configure loaded."""

@@ -30,7 +30,7 @@ from geometry_msgs.msg import PoseStamped
 from lavpr_interfaces.msg import RetrievedPlace, RetrievedPlaces
 from lavpr_interfaces.srv import QueryPlaces
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from std_msgs.msg import String
 
 from lavpr_ros.core.text_encoder import TextEncoder
@@ -43,7 +43,7 @@ from lavpr_ros.core.text_goal import (
 )
 from lavpr_ros.core.text_retrieval import MAX_QUERY_CHARS, TextPlaceIndex, log_safe
 from lavpr_ros.nodes.diagnostics import ERROR, OK, WARN, Diagnostics, LatencyMeter, RateMeter
-from lavpr_ros.nodes.lifecycle import AUTOSTART, state_label
+from lavpr_ros.nodes.lifecycle import AUTOSTART, ManagedNode, state_label
 from lavpr_ros.nodes.params import (
     LATCHED,
     LiveParameters,
@@ -136,7 +136,7 @@ def goal_policy(p: dict[str, Any]) -> GoalPolicy:
     return GoalPolicy(float(p["min_score"]), float(p["min_margin"]))
 
 
-class TextNavNode(LifecycleNode):
+class TextNavNode(ManagedNode):
     """Managed node: configure loads the text (and pose-text) models, activate takes commands."""
 
     def __init__(self) -> None:
@@ -160,7 +160,6 @@ class TextNavNode(LifecycleNode):
         self.last_reason = ""
         self.rate, self.latency = RateMeter(), LatencyMeter()
         self.group = MutuallyExclusiveCallbackGroup()
-        self._inputs: list[Any] = []  # subscriptions and timers of the active state
         self.pub_places = self.create_publisher(RetrievedPlaces, "vpr/retrieved_places", 10)
         self.pub_goal = self.create_publisher(PoseStamped, "goal_pose", 10)
         self.client = self.create_client(QueryPlaces, "query_places", callback_group=self.group)
@@ -198,7 +197,7 @@ class TextNavNode(LifecycleNode):
         except Exception as exc:  # a pose-text model asked for and not loadable: say why
             self.failure = str(exc)
             self.get_logger().error(f"configure failed: {exc}")
-            self._release()
+            self.release()
             return TransitionCallbackReturn.FAILURE
         self.failure = ""
         if self.encoder is not None:
@@ -211,7 +210,7 @@ class TextNavNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         g = self.group
-        self._inputs = [
+        self.inputs = [
             self.create_subscription(
                 String, "text_command", self._on_command, 10, callback_group=g
             ),
@@ -227,7 +226,7 @@ class TextNavNode(LifecycleNode):
         if self.pose_text is not None:
             from nav_msgs.msg import Path as PathMsg
 
-            self._inputs.append(
+            self.inputs.append(
                 self.create_subscription(
                     PathMsg, "vpr/keyframe_path", self._on_path, LATCHED, callback_group=g
                 )
@@ -235,34 +234,10 @@ class TextNavNode(LifecycleNode):
         print(f"[{self.get_name()}] ready", flush=True)
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_inputs()
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.finish()
-        return TransitionCallbackReturn.SUCCESS
-
-    def finish(self) -> None:
-        """Last work at exit: no more commands, models released."""
-        self._stop_inputs()
-        self._release()
-
-    def _stop_inputs(self) -> None:
-        for handle in self._inputs:
-            if hasattr(handle, "cancel"):  # a timer
-                handle.cancel()
-                self.destroy_timer(handle)
-            else:
-                self.destroy_subscription(handle)
-        self._inputs = []
+    def inputs_stopped(self) -> None:
         self.pending.clear()
 
-    def _release(self) -> None:
+    def release(self) -> None:
         self.encoder = self.index = self.pose_text = None
         self.path = None
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from lavpr_interfaces.msg import PlaceDescriptor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -37,7 +37,7 @@ from lavpr_ros.nodes.diagnostics import (
     RateMeter,
     RecentWarning,
 )
-from lavpr_ros.nodes.lifecycle import AUTOSTART, state_label
+from lavpr_ros.nodes.lifecycle import AUTOSTART, ManagedNode, state_label
 from lavpr_ros.nodes.params import (
     RELIABLE_INPUT,
     LiveParameters,
@@ -97,7 +97,7 @@ class _Frame:
     received: float  # time.monotonic() at arrival
 
 
-class VprEncoderNode(LifecycleNode):
+class VprEncoderNode(ManagedNode):
     """Managed node: configure loads the encoder, activate subscribes the camera."""
 
     def __init__(self) -> None:
@@ -122,7 +122,6 @@ class VprEncoderNode(LifecycleNode):
         self.warning = RecentWarning()
         self.started = time.monotonic()
         self.topics: list[str] = []
-        self._subs: list[Any] = []
         self.pub: Any = None
         self.create_timer(5.0, self._check_input)
         self.diag = Diagnostics(self, self._diagnostics, float(self.p["diagnostics_period_s"]))
@@ -161,44 +160,25 @@ class VprEncoderNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         qos = sensor_qos(self.p["reliable_input"])
         if self.p["subscribe_raw"]:
-            self._subs.append(
+            self.inputs.append(
                 self.create_subscription(Image, "camera/image_raw", self._on_image, qos)
             )
         if self.p["subscribe_compressed"]:
-            self._subs.append(
+            self.inputs.append(
                 self.create_subscription(
                     CompressedImage, "camera/image_raw/compressed", self._on_compressed, qos
                 )
             )
-        self.topics = [s.topic_name for s in self._subs]
+        self.topics = [s.topic_name for s in self.inputs]
         self.started = time.monotonic()
         print(f"[{self.get_name()}] ready", flush=True)
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        self._subs.clear()
+    def inputs_stopped(self) -> None:
         with self._cv:
             self._pending.clear()
-        return super().on_deactivate(state)
 
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.finish()
-        return TransitionCallbackReturn.SUCCESS
-
-    def finish(self) -> None:
-        """Last work at exit: inputs off, encoder released (nothing to save here)."""
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        self._subs.clear()
-        self._release()
-
-    def _release(self) -> None:
+    def release(self) -> None:
         self._stop = True
         with self._cv:
             self._pending.clear()
@@ -260,7 +240,7 @@ class VprEncoderNode(LifecycleNode):
         )
 
     def _check_input(self) -> None:
-        if self.received == 0 and self._subs:
+        if self.received == 0 and self.inputs:
             self.get_logger().warning(self._no_input_message(), throttle_duration_sec=30.0)
 
     def _enqueue(self, frame: _Frame) -> None:
@@ -313,7 +293,7 @@ class VprEncoderNode(LifecycleNode):
     def _diagnostics(self) -> tuple[int, str, dict[str, object]]:
         level, message = OK, "encoding"
         recent = self.warning.get()
-        if self.received == 0 and self._subs:
+        if self.received == 0 and self.inputs:
             level, message = WARN, self._no_input_message()
         elif recent:
             level, message = WARN, recent
@@ -344,7 +324,7 @@ class VprEncoderNode(LifecycleNode):
         )
 
     def destroy_node(self) -> None:
-        self._release()
+        self.release()
         super().destroy_node()
 
 
