@@ -189,3 +189,61 @@ def test_text_nav_lifecycle_transitions(procs, client, text_model, tmp_path) -> 
     client.wait_until(lambda: cmd.get_subscription_count() == 0, 10, "commands off")
     assert change(Transition.TRANSITION_CLEANUP) and state() == "unconfigured"
     assert node.alive()
+
+
+def test_place_map_lifecycle_keeps_the_map(procs, client, tmp_path) -> None:
+    """configure loads the map, activate takes descriptors, cleanup saves before it releases,
+    and the next configure loads what was saved: no transition loses places."""
+    map_dir = tmp_path / "map"
+    node = procs.start_python(
+        "place_map",
+        [
+            "-m",
+            "lavpr_ros.nodes.place_map",
+            "--ros-args",
+            "-p",
+            "autostart:=false",
+            "-p",
+            "pose_source:=none",
+            "-p",
+            "model_id:=m",
+            "-p",
+            f"map_path:={map_dir}",
+            "-p",
+            "save_on_shutdown:=true",
+            "-p",
+            "loop_closure.keyframe_max_interval_s:=0.5",
+            "-p",
+            "diagnostics_period_s:=0.3",
+        ],
+    )
+    node.wait_for_line("[place_map] unconfigured", timeout=60)
+    diags = client.subscribe(DiagnosticArray, "/diagnostics")
+    pub = client.publisher(PlaceDescriptor, "vpr/descriptor")
+
+    def status() -> dict[str, str]:
+        for arr in reversed(list(diags)):
+            for st in arr.status:
+                if st.name.endswith("/place_map"):
+                    return {"message": st.message, **{kv.key: kv.value for kv in st.values}}
+        return {}
+
+    client.wait_until(lambda: _state(client, "place_map") == "unconfigured", 30, "started")
+    assert pub.get_subscription_count() == 0
+    assert _change(client, "place_map", Transition.TRANSITION_CONFIGURE)
+    assert _change(client, "place_map", Transition.TRANSITION_ACTIVATE)
+    client.wait_for_subscribers(pub)
+    for i, stamp in enumerate((10, 11)):
+        v = np.random.default_rng(i).standard_normal(16).astype(np.float32)
+        msg = PlaceDescriptor(model_id="m", dim=16, descriptor=(v / np.linalg.norm(v)).tolist())
+        msg.header.stamp.sec = stamp
+        pub.publish(msg)
+    client.wait_until(lambda: status().get("map_size") == "2", 15, "two places")
+    assert _change(client, "place_map", Transition.TRANSITION_DEACTIVATE)
+    client.wait_until(lambda: pub.get_subscription_count() == 0, 10, "descriptors off")
+    assert _change(client, "place_map", Transition.TRANSITION_CLEANUP)
+    assert (map_dir / "manifest.yaml").is_file()  # saved before it was released
+    assert _change(client, "place_map", Transition.TRANSITION_CONFIGURE)
+    diags.clear()
+    client.wait_until(lambda: status().get("map_size") == "2", 15, "the saved map loaded")
+    assert node.alive()

@@ -45,7 +45,12 @@ NODES: tuple[NodeSpec, ...] = (
         executable="place_map",
         module="lavpr_ros.nodes.place_map",
         start_arg="start_place_map",
-        arg_params={"map_path": "map_path", "text_model": "text_model", "maps_root": "maps_root"},
+        arg_params={
+            "map_path": "map_path",
+            "text_model": "text_model",
+            "maps_root": "maps_root",
+            "autostart": "autostart",
+        },
         topic_args=(
             "image_topic",
             "camera_info_topic",
@@ -124,8 +129,9 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument(
         "autostart",
         "",
-        "Managed nodes (vpr_encoder, text_nav) configure and activate themselves: true/false, "
-        "empty = the parameter file's value (true); false = a lifecycle manager drives them",
+        "Managed nodes (vpr_encoder, place_map, text_nav) configure and activate themselves: "
+        "true/false, empty = the parameter file's value (true); false = a lifecycle manager "
+        "drives them",
     ),
     *(
         LaunchArgument(n.start_arg, "true" if n.default_start else "false", f"Start {n.name}")

@@ -10,6 +10,7 @@ with ``autostart:=false`` it waits, unconfigured, for the lifecycle services
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -45,16 +46,16 @@ def start_managed(node: Any) -> None:
 
 
 def stop_managed(node: Any) -> None:
-    """The shutdown transition at exit (from whatever state the node is in); when the ROS
-    context is already gone (SIGTERM), the node's own shutdown work runs directly."""
-    if state_label(node) == "finalized":
-        return
-    try:
-        node.trigger_shutdown()
-    except Exception:
-        finish = getattr(node, "finish", None)
-        if callable(finish):
-            finish()
+    """The shutdown transition at exit. rclpy may already have started it when the context
+    went down (Ctrl-C, SIGTERM), and then ROS calls can fail: the node's own last work
+    (``finish``: e.g. saving the map) runs directly in any case, once."""
+    context_ok = bool(getattr(node, "context", None) and node.context.ok())
+    if context_ok and state_label(node) not in ("finalized", "shuttingdown"):
+        with contextlib.suppress(Exception):
+            node.trigger_shutdown()
+    finish = getattr(node, "finish", None)
+    if callable(finish):
+        finish()
 
 
 class ManagedNode(LifecycleNode):
@@ -65,6 +66,7 @@ class ManagedNode(LifecycleNode):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.inputs: list[Any] = []
+        self._finished = False
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.stop_inputs()
@@ -79,8 +81,15 @@ class ManagedNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def finish(self) -> None:
-        """Last work at exit: inputs off, resources released."""
-        self.stop_inputs()
+        """Last work at exit, once: inputs off (best effort: the ROS context may be gone),
+        resources released (e.g. the map saved)."""
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            self.stop_inputs()
+        except Exception:
+            self.inputs = []
         self.release()
 
     def stop_inputs(self) -> None:

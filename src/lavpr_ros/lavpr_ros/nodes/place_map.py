@@ -30,7 +30,7 @@ from lavpr_interfaces.msg import (
 from lavpr_interfaces.srv import AnnotatePlace, LoadMap, QueryPlaces, SaveMap
 from nav_msgs.msg import Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from visualization_msgs.msg import MarkerArray
 
 from lavpr_ros.core.frame_pipeline import REJECTED, FramePipeline, FrameRecord, PipelineOptions
@@ -53,6 +53,7 @@ from lavpr_ros.core.verification import VERIFIED, geometry_from_params, verifier
 from lavpr_ros.graph.config import dataclass_from_params
 from lavpr_ros.nodes.convert import array_to_pose, pose_to_array, sec_to_stamp, stamp_to_sec
 from lavpr_ros.nodes.diagnostics import (
+    ERROR,
     OK,
     WARN,
     Diagnostics,
@@ -60,6 +61,7 @@ from lavpr_ros.nodes.diagnostics import (
     RateMeter,
     RecentWarning,
 )
+from lavpr_ros.nodes.lifecycle import AUTOSTART, ManagedNode, state_label
 from lavpr_ros.nodes.markers import build_markers
 from lavpr_ros.nodes.params import (
     LATCHED,
@@ -213,6 +215,7 @@ PARAMS = [
         "keyframe poses, sent when the map changed) [s]; <= 0 disables it",
         live=True,
     ),
+    AUTOSTART,
 ]
 
 
@@ -263,7 +266,10 @@ def all_params() -> list[Param]:
     return PARAMS + loop_closure_params() + VERIFICATION_PARAMS
 
 
-class PlaceMapNode(Node):
+class PlaceMapNode(ManagedNode):
+    """Managed node: configure loads the models and the map, activate subscribes the inputs;
+    cleanup and shutdown save the map (when configured to) before releasing it."""
+
     def __init__(self) -> None:
         super().__init__("place_map")
         self.p = declare(self, all_params())
@@ -275,12 +281,38 @@ class PlaceMapNode(Node):
         self.group = MutuallyExclusiveCallbackGroup()
         self.edges: list[tuple[int, int]] = []
         self.save_allowed = True
+        self.failure = ""  # why the last configure failed
         self.counts = {"descriptors": 0, "rejected_messages": 0, "keyframes": 0, "loop_closures": 0}
         self.warning = RecentWarning()
         self.pipeline: FramePipeline | None = None
         self.in_rate = RateMeter()
         self.latency = LatencyMeter()
         self.text_index: TextPlaceIndex | None = None
+        self.tf: Any = None
+        self.geo_map = ""  # the map loaded for a geo estimate (then estimates are ignored)
+        self.marker_timer: Any = None
+        self.path_timer: Any = None
+        self.pub_path: Any = None
+        self.pub_candidates: Any = None
+        self._outputs: list[Any] = []  # publishers, services, timers made by configure
+        self.diag = Diagnostics(self, self._diagnostics, float(self.p["diagnostics_period_s"]))
+        self.live = LiveParameters(self, all_params(), self.p, self._prepare_live)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except Exception as exc:  # a model or map that cannot be used: stay unconfigured
+            self.failure = str(exc)
+            self.get_logger().error(f"configure failed: {exc}")
+            self.release()
+            return TransitionCallbackReturn.FAILURE
+        self.failure = ""
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
+        self.save_allowed = True
+        self.text_index = None
         if self.p["text_model"]:
             from lavpr_ros.core.text_encoder import TextEncoder
 
@@ -306,87 +338,116 @@ class PlaceMapNode(Node):
             detector_kwargs=self._sequence_kwargs(),
             verifier=verifier_from_params(self.p),
         )
-        self._init_verification_inputs()
-        self.tf: Any = None
         if self.p["pose_source"] == "tf":
             from lavpr_ros.nodes.tf_pose import TfLookup
 
             self.tf = TfLookup(self, "pose_source 'tf'")  # RuntimeError without tf2_ros
         self._maybe_load_on_start()
-
         g = self.group
         self.pub_lc = self.create_publisher(LoopClosure, "vpr/loop_closure", 50)
-        self.pub_candidates = (
-            self.create_publisher(LoopClosure, "vpr/loop_candidates", 200)
-            if self.p["publish_candidates"]
-            else None
-        )
+        if self.p["publish_candidates"]:
+            self.pub_candidates = self.create_publisher(LoopClosure, "vpr/loop_candidates", 200)
         self.pub_markers = self.create_publisher(MarkerArray, "vpr/markers", 1)
         self.pub_described = self.create_publisher(RetrievedPlaces, "vpr/described_places", LATCHED)
-        self.create_subscription(
-            PlaceDescriptor, "vpr/descriptor", self._on_descriptor, 200, callback_group=g
-        )
-        source = self.p["pose_source"]
-        if source == "odom":
-            self.create_subscription(
-                Odometry,
-                "odom",
-                self._on_odom,
-                sensor_qos(self.p["reliable_input"]),
-                callback_group=g,
-            )
-        elif source == "pose":
-            self.create_subscription(
-                PoseStamped,
-                "pose",
-                self._on_pose,
-                sensor_qos(self.p["reliable_input"]),
-                callback_group=g,
-            )
-        elif source == "pose_cov":
-            self.create_subscription(
-                PoseWithCovarianceStamped,
-                "pose_cov",
-                self._on_pose_cov,
-                sensor_qos(self.p["reliable_input"]),
-                callback_group=g,
-            )
-        elif source not in ("none", "tf"):
-            raise ValueError(
-                f"pose_source must be odom, pose, pose_cov, tf or none, not {source!r}"
-            )
-        self.create_service(SaveMap, "save_map", self._srv_save, callback_group=g)
-        self.create_service(LoadMap, "load_map", self._srv_load, callback_group=g)
-        self.create_service(AnnotatePlace, "annotate_place", self._srv_annotate, callback_group=g)
-        self.create_service(QueryPlaces, "query_places", self._srv_query, callback_group=g)
-        self._subscribe_corrected_poses()
-        self.geo_map = ""  # the map loaded for a geo estimate (then estimates are ignored)
-        if self.p["maps_root"] and self.p["auto_select_map"]:
-            self.create_subscription(
-                GeoEstimate, "vpr/geo_estimate", self._on_geo_estimate, LATCHED, callback_group=g
-            )
-        self.create_timer(0.02, self._flush_pending, callback_group=g)
-        self.marker_timer: Any = None
+        self._outputs = [
+            p
+            for p in (self.pub_lc, self.pub_candidates, self.pub_markers, self.pub_described)
+            if p is not None
+        ]
+        self._outputs += [
+            self.create_service(SaveMap, "save_map", self._srv_save, callback_group=g),
+            self.create_service(LoadMap, "load_map", self._srv_load, callback_group=g),
+            self.create_service(
+                AnnotatePlace, "annotate_place", self._srv_annotate, callback_group=g
+            ),
+            self.create_service(QueryPlaces, "query_places", self._srv_query, callback_group=g),
+        ]
         self._set_marker_period(float(self.p["marker_period_s"]))
-        self.diag = Diagnostics(self, self._diagnostics, float(self.p["diagnostics_period_s"]))
         self._publish_described()
-        self.live = LiveParameters(self, all_params(), self.p, self._prepare_live)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        g = self.group
+        qos = sensor_qos(self.p["reliable_input"])
+        self.inputs = [
+            self.create_subscription(
+                PlaceDescriptor, "vpr/descriptor", self._on_descriptor, 200, callback_group=g
+            )
+        ]
+        source = self.p["pose_source"]
+        pose_inputs = {
+            "odom": (Odometry, "odom", self._on_odom),
+            "pose": (PoseStamped, "pose", self._on_pose),
+            "pose_cov": (PoseWithCovarianceStamped, "pose_cov", self._on_pose_cov),
+        }
+        if source in pose_inputs:
+            msg_type, topic, callback = pose_inputs[source]
+            self.inputs.append(
+                self.create_subscription(msg_type, topic, callback, qos, callback_group=g)
+            )
+        self._init_verification_inputs()
+        self._subscribe_corrected_poses()
+        if self.p["maps_root"] and self.p["auto_select_map"]:
+            self.inputs.append(
+                self.create_subscription(
+                    GeoEstimate,
+                    "vpr/geo_estimate",
+                    self._on_geo_estimate,
+                    LATCHED,
+                    callback_group=g,
+                )
+            )
+        self.inputs.append(self.create_timer(0.02, self._flush_pending, callback_group=g))
+        print(f"[{self.get_name()}] ready", flush=True)
+        return super().on_activate(state)
+
+    def inputs_stopped(self) -> None:
+        if self.pipeline is not None:
+            self._handle(self.pipeline.flush(time.monotonic(), force=True))
+
+    def release(self) -> None:
+        """Save the map when configured to (save_on_shutdown), then let go of it, the models
+        and the outputs: cleanup must not lose what was mapped."""
+        if self.pipeline is not None:
+            self._save_on_exit()
+        try:  # at exit the ROS context may already be gone: the map is saved either way
+            for handle in self._outputs:
+                if hasattr(handle, "srv_type"):
+                    self.destroy_service(handle)
+                else:
+                    self.destroy_publisher(handle)
+            for timer in (self.marker_timer, self.path_timer):
+                if timer is not None:
+                    self.destroy_timer(timer)
+            if self.pub_path is not None:
+                self.destroy_publisher(self.pub_path)
+        except Exception:
+            pass
+        self._outputs = []
+        self.pub_candidates = self.marker_timer = self.path_timer = self.pub_path = None
+        self.pipeline = None
+        self.text_index = None
+        self.tf = None
+        self.geo_map = ""
 
     # -- live parameters -----------------------------------------------------------------------
     def _prepare_live(self, new: dict[str, Any], changed: set[str]) -> Callable[[], None]:
         """Build what new parameter values mean (ValueError: refused, nothing changed); the
         returned commit installs it: the detector's config (from the next descriptor on), the
-        verifier's thresholds, timers. query_top_k/query_mode are read from self.p at use."""
-        assert self.pipeline is not None
+        verifier's thresholds, timers. query_top_k/query_mode are read from self.p at use.
+        Unconfigured, the values are only checked: configure reads them."""
         steps: list[Callable[[], None]] = []
         if any(n.startswith(LC_PREFIX) for n in changed):
             config = dataclass_from_params(LoopClosureConfig, new, LC_PREFIX)  # validates
             steps.append(lambda: self._apply_loop_closure(config))
         if any(n.startswith("verification.") for n in changed):
-            verifier = self.pipeline.verifier
-            require(verifier is not None, "verification is off (verification.enabled is false)")
+            require(
+                bool(new["verification.enabled"]),
+                "verification is off (verification.enabled is false)",
+            )
             geometry = geometry_from_params(new)  # validates
-            steps.append(lambda: setattr(verifier, "geometry", geometry))
+            verifier = self.pipeline.verifier if self.pipeline is not None else None
+            if verifier is not None:
+                steps.append(lambda: setattr(verifier, "geometry", geometry))
         if "query_top_k" in changed:
             require(int(new["query_top_k"]) >= 1, "query_top_k must be >= 1")
         if "query_mode" in changed:
@@ -395,12 +456,15 @@ class PlaceMapNode(Node):
                 mode in RETRIEVAL_MODES,
                 f"query_mode must be one of {', '.join(RETRIEVAL_MODES)}, got {mode!r}",
             )
+        configured = self.pipeline is not None
         if "marker_period_s" in changed:
             period = positive_period(new, "marker_period_s", allow_off=True)
-            steps.append(lambda: self._set_marker_period(period))
+            if configured:
+                steps.append(lambda: self._set_marker_period(period))
         if "keyframe_path_period_s" in changed:
             path_period = positive_period(new, "keyframe_path_period_s", allow_off=True)
-            steps.append(lambda: self._set_path_period(path_period))
+            if configured:
+                steps.append(lambda: self._set_path_period(path_period))
         if "diagnostics_period_s" in changed:
             diag_period = positive_period(new, "diagnostics_period_s")
             steps.append(lambda: self.diag.set_period(diag_period))
@@ -412,8 +476,8 @@ class PlaceMapNode(Node):
         return commit
 
     def _apply_loop_closure(self, config: LoopClosureConfig) -> None:
-        assert self.pipeline is not None
-        self.pipeline.update_config(config)
+        if self.pipeline is not None:
+            self.pipeline.update_config(config)
         self.config = config
 
     def _set_marker_period(self, period: float) -> None:
@@ -522,7 +586,7 @@ class PlaceMapNode(Node):
             f"matched on {choice.level})"
         )
 
-    def on_shutdown(self) -> None:
+    def _save_on_exit(self) -> None:
         path = self.p["map_path"]
         if self.p["save_on_shutdown"] and path and self.map is not None:
             if not self.save_allowed:
@@ -538,12 +602,14 @@ class PlaceMapNode(Node):
         places' poses, so text goals and markers use drift-corrected poses."""
         from nav_msgs.msg import Path as PathMsg
 
-        self.create_subscription(
-            PathMsg,
-            "pose_graph/keyframe_path",
-            self._on_corrected_poses,
-            LATCHED,
-            callback_group=self.group,
+        self.inputs.append(
+            self.create_subscription(
+                PathMsg,
+                "pose_graph/keyframe_path",
+                self._on_corrected_poses,
+                LATCHED,
+                callback_group=self.group,
+            )
         )
 
     def _on_corrected_poses(self, msg: Any) -> None:
@@ -713,13 +779,17 @@ class PlaceMapNode(Node):
         # beside, not in the way of, descriptors and poses.
         qos = sensor_qos(False)
         g = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(Image, "camera/image_raw", self._on_image, qos, callback_group=g)
-        self.create_subscription(
-            CameraInfo, "camera/camera_info", self._on_camera_info, qos, callback_group=g
-        )
-        self.create_subscription(
-            Image, "camera/depth/image_raw", self._on_depth, qos, callback_group=g
-        )
+        self.inputs += [
+            self.create_subscription(
+                Image, "camera/image_raw", self._on_image, qos, callback_group=g
+            ),
+            self.create_subscription(
+                CameraInfo, "camera/camera_info", self._on_camera_info, qos, callback_group=g
+            ),
+            self.create_subscription(
+                Image, "camera/depth/image_raw", self._on_depth, qos, callback_group=g
+            ),
+        ]
 
     def _calibrated(self) -> bool:
         v = self.pipeline.verifier if self.pipeline is not None else None
@@ -922,8 +992,6 @@ class PlaceMapNode(Node):
             self.sequence_encoder = SequenceEncoder(self.p["sequence_model"])
             self.get_logger().info(f"sequence encoder {self.sequence_encoder}")
         self._path_sent: tuple[int, int] | None = None
-        self.pub_path: Any = None
-        self.path_timer: Any = None
         self._set_path_period(float(self.p["keyframe_path_period_s"]))
 
     def _set_path_period(self, period: float) -> None:
@@ -983,7 +1051,11 @@ class PlaceMapNode(Node):
         self.get_logger().warning(why, throttle_duration_sec=2.0)
 
     def _diagnostics(self) -> tuple[int, str, dict[str, object]]:
-        assert self.pipeline is not None
+        if self.pipeline is None:  # unconfigured (lifecycle), or its configure failed
+            if self.failure:
+                state = {"lifecycle_state": "unconfigured"}
+                return ERROR, f"configure failed: {self.failure}", state
+            return OK, f"{state_label(self)} (lifecycle)", {"lifecycle_state": state_label(self)}
         now_warning = self.warning.get() or self.pipeline.pose_status(time.monotonic())
         level = OK if not now_warning else WARN
         values: dict[str, object] = {
