@@ -49,12 +49,18 @@ class RosClient:
     def publisher(self, msg_type: Any, topic: str, qos: Any = RELIABLE) -> Any:
         return self.node.create_publisher(msg_type, topic, qos)
 
-    def wait_for_subscribers(self, pub: Any, n: int = 1, timeout: float = 30.0) -> None:
+    def wait_for_subscribers(
+        self, pub: Any, n: int = 1, timeout: float = 30.0, settle_s: float = 0.3
+    ) -> None:
+        """Until ``n`` readers are matched, then ``settle_s`` for the reverse match: the writer
+        sees a reader before that reader knows the writer, and what is sent in between is
+        lost to it (volatile durability)."""
         deadline = time.monotonic() + timeout
         while pub.get_subscription_count() < n:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no subscriber on {pub.topic_name}")
             time.sleep(0.05)
+        time.sleep(settle_s)
 
     @staticmethod
     def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
