@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from diag_status import node_status
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
 from lavpr_interfaces.msg import PlaceDescriptor, RetrievedPlace, RetrievedPlaces
@@ -70,11 +71,7 @@ def test_pose_cov_places_keep_the_messages_frame(procs, client, tmp_path) -> Non
     client.wait_for_subscribers(descs)
 
     def status() -> dict[str, str]:
-        for arr in reversed(list(diags)):
-            for st in arr.status:
-                if st.name.endswith("/place_map"):
-                    return {"message": st.message, **{kv.key: kv.value for kv in st.values}}
-        return {}
+        return node_status(diags, "place_map")
 
     # Discovery: the first poses may be lost before the subscription matched; resend until taken.
     for _ in range(100):

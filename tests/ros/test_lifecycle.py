@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from diag_status import node_status
 from diagnostic_msgs.msg import DiagnosticArray
 from lavpr_interfaces.msg import PlaceDescriptor
 from lifecycle_msgs.msg import Transition
@@ -222,11 +223,7 @@ def test_place_map_lifecycle_keeps_the_map(procs, client, tmp_path) -> None:
     pub = client.publisher(PlaceDescriptor, "vpr/descriptor")
 
     def status() -> dict[str, str]:
-        for arr in reversed(list(diags)):
-            for st in arr.status:
-                if st.name.endswith("/place_map"):
-                    return {"message": st.message, **{kv.key: kv.value for kv in st.values}}
-        return {}
+        return node_status(diags, "place_map")
 
     client.wait_until(lambda: _state(client, "place_map") == "unconfigured", 30, "started")
     assert pub.get_subscription_count() == 0

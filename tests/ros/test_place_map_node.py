@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from diag_status import node_status
 from diagnostic_msgs.msg import DiagnosticArray
 from lavpr_interfaces.msg import PlaceDescriptor
 
@@ -44,11 +45,7 @@ def test_place_map_bad_descriptors_and_time_jumps(procs, client) -> None:
     client.wait_for_subscribers(pub)
 
     def status() -> dict[str, str]:
-        for arr in reversed(list(diags)):
-            for st in arr.status:
-                if st.name.endswith("/place_map"):
-                    return {"message": st.message, **{kv.key: kv.value for kv in st.values}}
-        return {}
+        return node_status(diags, "place_map")
 
     def send(msg, cond, what: str) -> None:
         pub.publish(msg)
@@ -149,11 +146,7 @@ def test_place_map_takes_corrected_poses_from_the_pose_graph(procs, client) -> N
     client.wait_for_subscribers(pub)
 
     def status() -> dict[str, str]:
-        for arr in reversed(list(diags)):
-            for st in arr.status:
-                if st.name.endswith("/place_map"):
-                    return {"message": st.message, **{kv.key: kv.value for kv in st.values}}
-        return {}
+        return node_status(diags, "place_map")
 
     for i, stamp in enumerate((10.0, 11.0)):
         pub.publish(_desc(stamp, seed=i + 1))

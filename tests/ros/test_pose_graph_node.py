@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from diag_status import node_status
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, TransformStamped
 from lavpr_interfaces.msg import LoopClosure
@@ -71,11 +72,7 @@ def test_pose_graph_node_corrects_rejects_and_persists(procs, client, tmp_path) 
     pub_odom = client.publisher(Odometry, "odom")
 
     def status() -> dict[str, str]:
-        for arr in reversed(list(diags)):
-            for st in arr.status:
-                if st.name.endswith("/pose_graph"):
-                    return {"message": st.message, **{kv.key: kv.value for kv in st.values}}
-        return {}
+        return node_status(diags, "pose_graph")
 
     def closure(q: int, m: int, stamp_q: float, stamp_m: float) -> LoopClosure:
         lc = LoopClosure()

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from diag_status import node_status
 from diagnostic_msgs.msg import DiagnosticArray
 from lavpr_interfaces.msg import PlaceDescriptor
 from sensor_msgs.msg import CameraInfo, Image
@@ -61,11 +62,7 @@ def test_bad_depth_camera_info_and_black_frames(procs, client) -> None:
         client.wait_for_subscribers(pub)
 
     def status() -> dict[str, str]:
-        for arr in reversed(list(diags)):
-            for st in arr.status:
-                if st.name.endswith("/place_map"):
-                    return {"message": st.message, **{kv.key: kv.value for kv in st.values}}
-        return {}
+        return node_status(diags, "place_map")
 
     def send(pub, msg, cond, what: str) -> None:
         """Publish until the node reports it (its camera inputs are best effort: a sample sent
