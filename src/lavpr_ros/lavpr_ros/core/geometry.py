@@ -314,21 +314,8 @@ def rotation_angle_deg(R: np.ndarray) -> float:
 
 
 def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
-    """(x, y, z, w) unit quaternion of a rotation matrix (Shepperd's method, w >= 0)."""
-    m = np.asarray(R, dtype=np.float64)[:3, :3]
-    tr = float(np.trace(m))
-    if tr > 0:
-        s = math.sqrt(tr + 1.0) * 2
-        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, s / 4]
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = math.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2]) * 2
-        q = [s / 4, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
-    elif m[1, 1] > m[2, 2]:
-        s = math.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2]) * 2
-        q = [(m[0, 1] + m[1, 0]) / s, s / 4, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
-    else:
-        s = math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1]) * 2
-        q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, s / 4, (m[1, 0] - m[0, 1]) / s]
-    out = np.asarray(q, dtype=np.float64)
-    out /= np.linalg.norm(out)
+    """(x, y, z, w) unit quaternion of a rotation matrix, w >= 0."""
+    from scipy.spatial.transform import Rotation
+
+    out = Rotation.from_matrix(np.asarray(R, dtype=np.float64)[:3, :3]).as_quat()
     return out if out[3] >= 0 else -out

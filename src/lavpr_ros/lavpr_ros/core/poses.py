@@ -25,26 +25,6 @@ def validate_pose(pose: Any) -> np.ndarray | None:
     return p
 
 
-def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product of (x, y, z, w) quaternions."""
-    ax, ay, az, aw = a
-    bx, by, bz, bw = b
-    return np.array(
-        [
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-            aw * bw - ax * bx - ay * by - az * bz,
-        ]
-    )
-
-
-def _rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-    qv = np.array([v[0], v[1], v[2], 0.0])
-    conj = np.array([-q[0], -q[1], -q[2], q[3]])
-    return _quat_mul(_quat_mul(q, qv), conj)[:3]
-
-
 def compose_poses(transform: Any, pose: Any) -> np.ndarray:
     """``transform`` ∘ ``pose``: a pose given in frame B, expressed in frame A, where
     ``transform`` is B's pose in A (what tf2's lookup_transform(A, B, t) returns). Both are
@@ -53,8 +33,10 @@ def compose_poses(transform: Any, pose: Any) -> np.ndarray:
     p = validate_pose(pose)
     if t is None or p is None:
         raise ValueError("compose_poses needs two poses")
+    from scipy.spatial.transform import Rotation
+
+    rot = Rotation.from_quat(t[3:])  # scalar-last (x, y, z, w), as ROS
     out = np.empty(7)
-    out[:3] = t[:3] + _rotate(t[3:], p[:3])
-    q = _quat_mul(t[3:], p[3:])
-    out[3:] = q / np.linalg.norm(q)
+    out[:3] = t[:3] + rot.apply(p[:3])
+    out[3:] = (rot * Rotation.from_quat(p[3:])).as_quat()
     return out
