@@ -8,12 +8,11 @@ import time
 
 import numpy as np
 import pytest
-from diag_status import node_status
-from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
 from lavpr_interfaces.msg import PlaceDescriptor, RetrievedPlace, RetrievedPlaces
 from lavpr_interfaces.srv import AnnotatePlace, SaveMap
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from ros_nodes import Diag
 from std_msgs.msg import String
 
 from lavpr_ros.core.place_map import PlaceMap
@@ -63,15 +62,12 @@ def test_pose_cov_places_keep_the_messages_frame(procs, client, tmp_path) -> Non
         ],
     )
     node.wait_for_line("[place_map] ready", timeout=60)
-    diags = client.subscribe(DiagnosticArray, "/diagnostics")
+    status = Diag(client, "place_map")
     described = client.subscribe(RetrievedPlaces, "vpr/described_places", LATCHED)
     poses = client.publisher(PoseWithCovarianceStamped, "pose_cov")
     descs = client.publisher(PlaceDescriptor, "vpr/descriptor")
     client.wait_for_subscribers(poses)
     client.wait_for_subscribers(descs)
-
-    def status() -> dict[str, str]:
-        return node_status(diags, "place_map")
 
     # Discovery: the first poses may be lost before the subscription matched; resend until taken.
     for _ in range(100):

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
 from lavpr_interfaces.msg import PlaceDescriptor, RetrievedPlaces
 from lavpr_interfaces.srv import AnnotatePlace, LoadMap
 from nav_msgs.msg import Odometry
+from ros_nodes import Diag, start_place_map
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
@@ -30,40 +30,11 @@ def _desc(stamp: float, model: str = "m", dim: int = 16, seed: int = 0) -> Place
     return msg
 
 
-class Diag:
-    """The newest /diagnostics status of one node."""
-
-    def __init__(self, client, node: str) -> None:
-        self.msgs = client.subscribe(DiagnosticArray, "/diagnostics")
-        self.node = node
-
-    def __call__(self) -> dict[str, str]:
-        for arr in reversed(list(self.msgs)):
-            for st in arr.status:
-                if st.name.endswith("/" + self.node):
-                    return {
-                        "level": str(st.level[0]),
-                        "message": st.message,
-                        **{kv.key: kv.value for kv in st.values},
-                    }
-        return {}
-
-
-def _place_map(procs, name: str, *params: str):
-    args = ["-m", "lavpr_ros.nodes.place_map", "--ros-args"]
-    base = ("diagnostics_period_s:=0.3", "loop_closure.keyframe_max_interval_s:=0.5")
-    for p in (*base, *params):
-        args += ["-p", p]
-    node = procs.start_python(name, args)
-    node.wait_for_line("[place_map] ready", timeout=60)
-    return node
-
-
 def test_items_6_7_9_20_bad_first_descriptors_do_not_poison_the_map(procs, client) -> None:
     """6: empty model_id / dim 0 crashed place_map. 7: one stray 8-d descriptor locked the map
     to its model. 9: a zero or future stamp was added after a time-jump warning. 20: the
     diagnostics stayed WARN forever after one rejected frame."""
-    node = _place_map(procs, "pm_poison", "pose_source:=none")
+    node = start_place_map(procs, "pm_poison", "pose_source:=none")
     diag = Diag(client, "place_map")
     pub = client.publisher(PlaceDescriptor, "vpr/descriptor")
     client.wait_for_subscribers(pub)
@@ -91,7 +62,7 @@ def test_items_6_7_9_20_bad_first_descriptors_do_not_poison_the_map(procs, clien
 def test_items_8_15_future_odometry_and_no_odometry(procs, client) -> None:
     """8: one odometry message stamped far in the future starved every later keyframe of its
     pose. 15: without odometry place_map stayed 'ok' and added places without poses silently."""
-    node = _place_map(procs, "pm_odom", "model_id:=m", "no_pose_warn_s:=1.0")
+    node = start_place_map(procs, "pm_odom", "model_id:=m", "no_pose_warn_s:=1.0")
     diag = Diag(client, "place_map")
     pub = client.publisher(PlaceDescriptor, "vpr/descriptor")
     odom = client.publisher(Odometry, "odom")
@@ -144,7 +115,7 @@ def test_items_16_17_11_sessions_model_checked_load_and_annotate(procs, client, 
     other = PlaceMap(8, "other-model")
     other.add(np.ones(8, np.float32), 1.0)
     other.save(tmp_path / "other")
-    node = _place_map(
+    node = start_place_map(
         procs,
         "pm_sessions",
         "pose_source:=none",

@@ -8,13 +8,13 @@ import time
 
 import numpy as np
 import pytest
-from diag_status import node_status
 from diagnostic_msgs.msg import DiagnosticArray
 from lavpr_interfaces.msg import PlaceDescriptor
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
+from ros_nodes import Diag
 from sensor_msgs.msg import Image
 
 pytestmark = pytest.mark.ros
@@ -219,11 +219,8 @@ def test_place_map_lifecycle_keeps_the_map(procs, client, tmp_path) -> None:
         ],
     )
     node.wait_for_line("[place_map] unconfigured", timeout=60)
-    diags = client.subscribe(DiagnosticArray, "/diagnostics")
+    status = Diag(client, "place_map")
     pub = client.publisher(PlaceDescriptor, "vpr/descriptor")
-
-    def status() -> dict[str, str]:
-        return node_status(diags, "place_map")
 
     client.wait_until(lambda: _state(client, "place_map") == "unconfigured", 30, "started")
     assert pub.get_subscription_count() == 0
@@ -241,6 +238,6 @@ def test_place_map_lifecycle_keeps_the_map(procs, client, tmp_path) -> None:
     assert _change(client, "place_map", Transition.TRANSITION_CLEANUP)
     assert (map_dir / "manifest.yaml").is_file()  # saved before it was released
     assert _change(client, "place_map", Transition.TRANSITION_CONFIGURE)
-    diags.clear()
+    status.msgs.clear()
     client.wait_until(lambda: status().get("map_size") == "2", 15, "the saved map loaded")
     assert node.alive()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from diag_status import node_status
 from diagnostic_msgs.msg import DiagnosticArray
 from lavpr_interfaces.msg import PlaceDescriptor
+from ros_nodes import Diag, start_place_map
 
 pytestmark = pytest.mark.ros
 
@@ -23,29 +23,15 @@ def _desc(stamp: float, dim: int = 16, model: str = "m", seed: int = 0, dim_fiel
 
 
 def test_place_map_bad_descriptors_and_time_jumps(procs, client) -> None:
-    node = procs.start_python(
+    node = start_place_map(
+        procs,
         "place_map",
-        [
-            "-m",
-            "lavpr_ros.nodes.place_map",
-            "--ros-args",
-            "-p",
-            "pose_source:=none",
-            "-p",
-            "diagnostics_period_s:=0.3",
-            "-p",
-            "loop_closure.keyframe_max_interval_s:=0.5",
-            "-p",
-            "model_id:=m",  # the map's model from configuration: no confirmation wait
-        ],
+        "pose_source:=none",
+        "model_id:=m",  # the map's model from configuration: no confirmation wait
     )
-    node.wait_for_line("[place_map] ready", timeout=60)
-    diags = client.subscribe(DiagnosticArray, "/diagnostics")
+    status = Diag(client, "place_map")
     pub = client.publisher(PlaceDescriptor, "vpr/descriptor")
     client.wait_for_subscribers(pub)
-
-    def status() -> dict[str, str]:
-        return node_status(diags, "place_map")
 
     def send(msg, cond, what: str) -> None:
         pub.publish(msg)
@@ -120,33 +106,19 @@ def test_place_map_takes_corrected_poses_from_the_pose_graph(procs, client) -> N
     from nav_msgs.msg import Path as PathMsg
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
-    node = procs.start_python(
+    node = start_place_map(
+        procs,
         "place_map",
-        [
-            "-m",
-            "lavpr_ros.nodes.place_map",
-            "--ros-args",
-            "-p",
-            "pose_source:=none",
-            "-p",
-            "diagnostics_period_s:=0.3",
-            "-p",
-            "loop_closure.keyframe_max_interval_s:=0.5",
-            "-p",
-            "model_id:=m",
-        ],
+        "pose_source:=none",
+        "model_id:=m",
     )
-    node.wait_for_line("[place_map] ready", timeout=60)
-    diags = client.subscribe(DiagnosticArray, "/diagnostics")
+    status = Diag(client, "place_map")
     pub = client.publisher(PlaceDescriptor, "vpr/descriptor")
     latched = QoSProfile(
         depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
     )
     pub_path = client.publisher(PathMsg, "pose_graph/keyframe_path", latched)
     client.wait_for_subscribers(pub)
-
-    def status() -> dict[str, str]:
-        return node_status(diags, "place_map")
 
     for i, stamp in enumerate((10.0, 11.0)):
         pub.publish(_desc(stamp, seed=i + 1))

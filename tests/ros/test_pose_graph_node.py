@@ -8,13 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
-from diag_status import node_status
-from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, TransformStamped
 from lavpr_interfaces.msg import LoopClosure
 from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from ros_nodes import Diag
 
 pytestmark = pytest.mark.ros
 
@@ -63,16 +62,13 @@ def _start(procs, graph_file: Path):
 def test_pose_graph_node_corrects_rejects_and_persists(procs, client, tmp_path) -> None:
     graph_file = tmp_path / "map.pose_graph.json"
     node = _start(procs, graph_file)
-    diags = client.subscribe(DiagnosticArray, "/diagnostics")
+    status = Diag(client, "pose_graph")
     paths = client.subscribe(PathMsg, "pose_graph/keyframe_path", LATCHED)
     tfs = client.subscribe(TransformStamped, "pose_graph/map_to_odom")
     corrected = client.subscribe(Odometry, "pose_graph/odometry")
     pub_lc = client.publisher(LoopClosure, "vpr/loop_closure")
     pub_path = client.publisher(PathMsg, "vpr/keyframe_path", LATCHED)
     pub_odom = client.publisher(Odometry, "odom")
-
-    def status() -> dict[str, str]:
-        return node_status(diags, "pose_graph")
 
     def closure(q: int, m: int, stamp_q: float, stamp_m: float) -> LoopClosure:
         lc = LoopClosure()
@@ -149,7 +145,7 @@ def test_pose_graph_node_corrects_rejects_and_persists(procs, client, tmp_path) 
     procs.stop_all()
     assert graph_file.is_file()
     _start(procs, graph_file)
-    diags.clear()
+    status.msgs.clear()
     client.wait_until(
         lambda: status().get("keyframes") == str(len(odo) + 1) and status()["loop_factors"] == "2",
         30,

@@ -8,9 +8,8 @@ import time
 
 import numpy as np
 import pytest
-from diag_status import node_status
-from diagnostic_msgs.msg import DiagnosticArray
 from lavpr_interfaces.msg import PlaceDescriptor
+from ros_nodes import Diag, start_place_map
 from sensor_msgs.msg import CameraInfo, Image
 
 pytestmark = pytest.mark.ros
@@ -34,35 +33,20 @@ def _image(stamp: int, h: int, w: int, encoding: str, data: bytes, step: int) ->
 
 
 def test_bad_depth_camera_info_and_black_frames(procs, client) -> None:
-    node = procs.start_python(
+    node = start_place_map(
+        procs,
         "place_map",
-        [
-            "-m",
-            "lavpr_ros.nodes.place_map",
-            "--ros-args",
-            "-p",
-            "pose_source:=none",
-            "-p",
-            "diagnostics_period_s:=0.3",
-            "-p",
-            "loop_closure.keyframe_max_interval_s:=0.5",
-            "-p",
-            "model_id:=m",
-            "-p",
-            "reliable_input:=true",
-        ],
+        "pose_source:=none",
+        "model_id:=m",
+        "reliable_input:=true",
     )
-    node.wait_for_line("[place_map] ready", timeout=60)
-    diags = client.subscribe(DiagnosticArray, "/diagnostics")
+    status = Diag(client, "place_map")
     desc = client.publisher(PlaceDescriptor, "vpr/descriptor")
     image = client.publisher(Image, "camera/image_raw")
     depth = client.publisher(Image, "camera/depth/image_raw")
     info = client.publisher(CameraInfo, "camera/camera_info")
     for pub in (desc, image, depth, info):
         client.wait_for_subscribers(pub)
-
-    def status() -> dict[str, str]:
-        return node_status(diags, "place_map")
 
     def send(pub, msg, cond, what: str) -> None:
         """Publish until the node reports it (its camera inputs are best effort: a sample sent
