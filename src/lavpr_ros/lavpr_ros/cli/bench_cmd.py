@@ -67,6 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     ros.set_defaults(func=run_ros)
 
+    from .bench_scale import register as register_scale
+
+    register_scale(sub)
+
 
 def run_ros(args: argparse.Namespace) -> int:
     """`lavpr bench ros`: print one table row per (encoder, rate) and the max sustained rate."""
