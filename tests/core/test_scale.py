@@ -108,8 +108,9 @@ def test_column_moments_give_the_exact_std() -> None:
 def test_auto_index_choice_per_size() -> None:
     assert choose_index(10_000, 1280)["index_type"] == "flat"
     big = choose_index(1_000_000, 1280)
-    assert big["index_type"] == "ivfpq" and 1280 % big["pq_m"] == 0
-    assert big["ivf_nlist"] == 1024 and big["ivf_nprobe"] >= 32
+    assert big["index_type"] == "hnswpq" and 1280 % big["pq_m"] == 0
+    assert big["pq_m"] == 80 and big["hnsw_m"] == 32 and big["hnsw_ef_search"] >= 128
+    assert choose_index(1_000_000, 3328)["pq_m"] == 208  # the default encoder: 16 dims each
 
 
 @pytest.fixture
@@ -127,21 +128,19 @@ def _nordland_expanded(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(expand(_unit(ref), n, seed=0), dtype=np.float32), _unit(qry)
 
 
-def test_auto_switches_to_ivfpq_with_recall_on_real_descriptors(small_auto_threshold, tmp_path):
+def test_auto_switches_to_hnswpq_with_recall_on_real_descriptors(small_auto_threshold, tmp_path):
     x, queries = _nordland_expanded(16_000)
     m = PlaceMap(x.shape[1], "patchnorm", "auto", storage="float16")
     m.add_batch(x[:10_000], np.arange(10_000, dtype=np.float64))
     assert m.index_type == "flat"
     m.add_batch(x[10_000:], np.arange(10_000, 16_000, dtype=np.float64))
-    assert m.index_type == "ivfpq" and m.index.ntotal == 16_000
+    assert m.index_type == "hnswpq" and m.index.ntotal == 16_000
     m.save(tmp_path / "map")
     meta = yaml.safe_load((tmp_path / "map" / "manifest.yaml").read_text())
-    assert (
-        meta["index_choice"]["requested"] == "auto" and "IVF-PQ" in meta["index_choice"]["reason"]
-    )
+    assert meta["index_choice"]["requested"] == "auto" and "HNSW" in meta["index_choice"]["reason"]
     assert meta["descriptor_storage"] == "float16"
     loaded = PlaceMap.load(tmp_path / "map")
-    assert loaded.index_type == "ivfpq" and loaded.index_request == "auto"
+    assert loaded.index_type == "hnswpq" and loaded.index_request == "auto"
     stored = loaded.descriptor_rows(np.arange(16_000))
     hits = 0
     for q in queries:
@@ -167,6 +166,50 @@ def test_float16_store_round_trip_is_memory_mapped(tmp_path, monkeypatch) -> Non
     np.testing.assert_allclose(big.dot(x[0]), np.r_[x @ x[0], x[:2] @ x[0]], atol=2e-3)
     with pytest.raises(ValueError, match="expected float32 or float16"):
         DescriptorStore.load(tmp_path / "d.npy", 301, 64)
+
+
+def test_large_map_rows_are_read_not_mapped(tmp_path, monkeypatch) -> None:
+    """A loaded large map reads the rows a frame needs (runs of ids in one read each) and never
+    maps the file: mapped pages would stay in the process's resident set."""
+    x = _unit(np.random.default_rng(4).standard_normal((500, 48)))
+    store = DescriptorStore(48, "float16")
+    store.append(x)
+    store.save(tmp_path / "d.npy")
+    monkeypatch.setattr(descriptor_store, "_RAM_BELOW_BYTES", 0)
+    big = DescriptorStore.load(tmp_path / "d.npy", 500, 48)
+    ids = np.array([7, 8, 9, 10, 250, 3, 499, 8])  # runs, a repeat, out of order
+    np.testing.assert_allclose(big.rows(ids), x[ids], atol=1e-3)
+    np.testing.assert_allclose(big.slice(495, 500), x[495:], atol=1e-3)
+    np.testing.assert_allclose(big.dot(x[1]), x @ x[1], atol=2e-3)
+    assert str(tmp_path / "d.npy") not in open("/proc/self/maps").read()
+    big.close()
+
+
+def test_pq_search_without_rescoring_then_shortlist_exact_candidates(tmp_path) -> None:
+    """rescore=False returns the index's ranking; the detector's candidates are still exact
+    cosines, best first (the shortlist re-scores them from its row cache)."""
+    x, queries = _nordland_expanded(12_000)
+    m = PlaceMap(x.shape[1], "patchnorm", "hnswpq", pq_m=128)
+    m.add_batch(x, np.arange(12_000, dtype=np.float64))
+    approx = m.search(queries[0], 50, rescore=False)
+    assert len(approx) == 50
+    exact_all = m.descriptor_rows(np.arange(12_000)) @ queries[0]
+    cfg = LoopClosureConfig(
+        mode="localisation",
+        sequence_length=5,
+        keyframe_min_distance_m=0.0,
+        keyframe_min_rotation_rad=0.0,
+        keyframe_max_interval_s=0.0,
+        sequence_search="shortlist",
+        shortlist_candidates=50,
+    )
+    det = LoopClosureDetector(m, cfg)
+    res = det.process(queries[0], 0.0)
+    cands = res.candidates
+    assert [s for _, s in cands] == sorted((s for _, s in cands), reverse=True)
+    for i, s in cands:
+        assert s == pytest.approx(float(exact_all[i]), abs=2e-3)
+    assert cands[0][0] == int(np.argmax(exact_all))
 
 
 def test_memory_mapped_map_searches_and_grows(tmp_path, monkeypatch) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -39,8 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sizes", default="10000,100000,1000000", help="map sizes")
     p.add_argument(
         "--encoder",
-        default="models/mobilenetv2-gem-imagenet",
-        help="encoder spec (default models/mobilenetv2-gem-imagenet)",
+        default=None,
+        help="encoder spec (default: vpr_encoder's encoder in config/lavpr.yaml)",
     )
     p.add_argument("--real", type=int, default=3000, help="augmented real images to encode")
     p.add_argument("--queries", type=int, default=300, help="held-out augmented query images")
@@ -50,7 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=("float16", "float32"),
         help="descriptor storage of the maps",
     )
-    p.add_argument("--nordland-demo", type=int, default=0, help="winter queries (0: skip)")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="also evaluate the demo bag (lavpr demo's Nordland segment, default configuration) "
+        "alone and embedded after the largest map's places as distractors",
+    )
     p.add_argument(
         "--json", type=Path, default=Path("results/bench-scale.json"), help="results JSON"
     )
@@ -58,11 +62,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_scale)
 
 
+# Nordland frames of the demo segment (lavpr demo: 1000-1299) and a margin stay out of the
+# descriptor pool, so the maps' places are other places than the demo's route.
+DEMO_START, DEMO_COUNT, DEMO_MARGIN = 1000, 300, 100
+
+
 def _image_paths() -> list[Path]:
     from ..core.datasets import corridor, nordland
 
     nl, co = nordland(), corridor()
-    return [*nl.ref_paths, *nl.query_paths, *co.ref_paths, *co.query_paths]
+    lo, hi = DEMO_START - DEMO_MARGIN, DEMO_START + DEMO_COUNT + DEMO_MARGIN
+    keep = [i for i in range(len(nl.ref_paths)) if not lo <= i < hi]
+    return [
+        *(nl.ref_paths[i] for i in keep),
+        *(nl.query_paths[i] for i in keep),
+        *co.ref_paths,
+        *co.query_paths,
+    ]
 
 
 def augment(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -111,7 +127,7 @@ def expand(base: np.ndarray, n: int, seed: int, chunk: int = 100_000) -> np.ndar
 def _cached(name: str, make) -> np.ndarray:
     path = CACHE / f"{name}.npy"
     if path.is_file():
-        return np.load(path)
+        return np.load(path, mmap_mode="r")  # maps of 1M rows: read chunk by chunk
     arr = make()
     CACHE.mkdir(parents=True, exist_ok=True)
     np.save(path, arr)
@@ -175,7 +191,8 @@ def bench_size(n: int, pool: np.ndarray, queries: np.ndarray, args: argparse.Nam
     t = time.perf_counter()
     for a in tqdm(range(0, n, 100_000), desc=f"build {n}", file=sys.stderr):
         b = min(n, a + 100_000)  # chunks: an online map crosses the auto switch the same way
-        pm.add_batch(x[a:b], np.arange(a, b, dtype=np.float64))
+        # Stamped 0..n/1000 s: before the demo bag (from 1000 s), so it can be embedded.
+        pm.add_batch(np.asarray(x[a:b], dtype=np.float32), np.arange(a, b) / 1000.0)
     build_s = time.perf_counter() - t
     path = CACHE / f"map-{n}"
     t = time.perf_counter()
@@ -206,62 +223,42 @@ def bench_size(n: int, pool: np.ndarray, queries: np.ndarray, args: argparse.Nam
     }
 
 
-def nordland_demo(encoder: Any, big: Path, frames: int, args: argparse.Namespace) -> dict:
-    """Loop-closure P/R of winter vs summer: Nordland map alone vs embedded in the big map."""
-    from ..core.datasets import nordland
-    from ..core.images import load_image
-    from ..core.loop_closure import LoopClosureConfig, LoopClosureDetector
-    from ..core.place_map import PlaceMap
+def demo_embedded(big: Path, encoder_spec: str, out: Path) -> dict[str, Any]:
+    """The demo bag with the default configuration (``lavpr bag eval``): alone, and starting
+    from the big map's places as distractors (its route appended after them)."""
+    from ..bags.evaluate import evaluate_bag
+    from ..bags.writer import dataset_bag_frames, write_bag, write_sidecar
 
-    ds = nordland()
-
-    def enc(paths: list[Path], what: str) -> np.ndarray:
-        out = np.zeros((len(paths), encoder.dim), dtype=np.float32)
-        for a in tqdm(range(0, len(paths), 32), desc=what, file=sys.stderr):
-            out[a : a + 32] = encoder.encode([load_image(p) for p in paths[a : a + 32]])
-        return out
-
-    ref = _cached(f"nordland-summer-{encoder.dim}d", lambda: enc(ds.ref_paths, "summer"))
-    qry = _cached(f"nordland-winter-{encoder.dim}d", lambda: enc(ds.query_paths, "winter"))
-    qry = qry[:frames]
-    cfg = {
-        "mode": "localisation",
-        "sequence_length": 10,
-        "min_sequence_frames": 1,
-        "keyframe_min_distance_m": 0.0,
-        "keyframe_min_rotation_rad": 0.0,
-        "keyframe_max_interval_s": 0.0,
-    }
-    out = {}
-    for name in ("alone", "embedded"):
-        if name == "alone":
-            pm, offset = PlaceMap(ref.shape[1], "x"), 0
-            pm.add_batch(ref, np.arange(len(ref), dtype=np.float64))
-            search = "full"
-        else:  # the Nordland run appended after the big map's places, ids shifted
-            pm = PlaceMap.load(big)
-            offset = len(pm)
-            pm.add_batch(ref, np.arange(len(ref), dtype=np.float64) + 1e6)
-            search = "shortlist"
-        det = LoopClosureDetector(pm, LoopClosureConfig(**cfg, sequence_search=search))
-        acc, ok, ms = [], [], []
-        for i in tqdm(range(len(qry)), desc=f"nordland {name}", file=sys.stderr):
-            r = det.process(qry[i], float(i))
-            assert r.decision is not None
-            acc.append(r.decision.accepted)
-            ok.append(r.decision.match_id - offset in ds.positives[i])
-            ms.append(r.latency_ms)
-        tp = sum(a and o for a, o in zip(acc, ok, strict=True))
-        out[name] = {
-            "places": len(pm),
-            "sequence_search": search,
-            "precision": tp / max(1, sum(acc)),
-            "recall": tp / max(1, sum(1 for p in ds.positives[: len(qry)] if p)),
-            "frame": _pcts(ms[10:]),
-            "peak_rss_mb_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    bag = out / f"nordland_{DEMO_START}_{DEMO_COUNT}"
+    if not (bag / "metadata.yaml").is_file():  # as lavpr demo builds it
+        frames = dataset_bag_frames("nordland", None, DEMO_START, DEMO_COUNT, 1.0, 2.0)
+        write_bag(frames, bag, overwrite=True, progress=True)
+        meta = {"source": "nordland", "start": DEMO_START, "count": DEMO_COUNT, "spacing_m": 2.0}
+        write_sidecar(bag, frames, 3.0, meta)
+    rows: dict[str, Any] = {}
+    for name, prior in (("alone", None), ("embedded", big)):
+        t0 = time.perf_counter()
+        res = evaluate_bag(
+            bag, encoder=encoder_spec, progress=True, log=lambda s: None, distractor_map=prior
+        )
+        m = res.metrics
+        rows[name] = {
+            "places_before": m["distractor_places"],
+            "loop_closures": m["loop_closures"],
+            "precision": m["precision"],
+            "recall": m["recall"],
+            "auc_pr": m["auc_pr"],
+            "recall_at_100p": m["recall_at_100p"],
+            "search_and_sequence_ms": m["latency_ms"]["detect"],
+            "wall_s": time.perf_counter() - t0,
+            "vm_hwm_mb": _status_mb("VmHWM"),
         }
-        del det, pm
-    return out
+    return rows
+
+
+def _status_mb(key: str) -> float:
+    text = Path("/proc/self/status").read_text()
+    return int(text.split(key + ":")[1].split()[0]) / 1024
 
 
 def run_scale(args: argparse.Namespace) -> int:
@@ -270,9 +267,12 @@ def run_scale(args: argparse.Namespace) -> int:
     from ..core.encoders import create_encoder
 
     console = Console()
+    from ..bags.evaluate import config_encoder
+
+    args.encoder = args.encoder or config_encoder(None)  # the default configuration's encoder
     encoder = create_encoder(args.encoder)
     paths = _image_paths()
-    tag = f"{encoder.model_id}-{args.seed}"
+    tag = f"{encoder.model_id}-{args.seed}-nodemo"  # pools without the demo segment
     pool = _cached(
         f"pool-{tag}-{args.real}",
         lambda: encode_augmented(encoder, paths, args.real, args.seed, "encode map images"),
@@ -295,11 +295,9 @@ def run_scale(args: argparse.Namespace) -> int:
         results["sizes"].append(row)
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    if args.nordland_demo:
-        results["nordland_demo"] = nordland_demo(
-            encoder, CACHE / f"map-{max(sizes)}", args.nordland_demo, args
-        )
-        console.print(results["nordland_demo"])
+    if args.demo:
+        results["demo"] = demo_embedded(CACHE / f"map-{max(sizes)}", args.encoder, CACHE)
+        console.print(results["demo"])
     args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     for n in sizes[:-1]:
         shutil.rmtree(CACHE / f"map-{n}", ignore_errors=True)

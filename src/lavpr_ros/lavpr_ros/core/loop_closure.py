@@ -394,10 +394,16 @@ class LoopClosureDetector:
         assert self.shortlist is not None
         c = self.config
         k = max(c.top_k, c.shortlist_candidates)
-        found = self.place_map.search(d, k, exclude_last_n=len(self.place_map) - n_elig)
+        # The index's own ranking is enough here: the shortlist computes the exact cosines of
+        # every candidate (their rows are in its cache), which then rank the reported top_k.
+        found = self.place_map.search(
+            d, k, exclude_last_n=len(self.place_map) - n_elig, rescore=False
+        )
         ids = np.array([i for i, _ in found], dtype=np.int64)
         seq = self.shortlist.update(d / np.linalg.norm(d), n_elig, ids)
-        candidates = found[: c.top_k]
+        exact = self.shortlist.newest_sims(ids)
+        order = np.lexsort((ids, -exact))[: c.top_k]  # best first, ties by lower id
+        candidates = [(int(ids[i]), float(exact[i])) for i in order]
         return _SparseSims(self.place_map, d, n_elig), candidates, seq
 
     def _top_k(self, sims: np.ndarray, top_k: int | None = None) -> list[tuple[int, float]]:

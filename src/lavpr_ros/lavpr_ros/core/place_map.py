@@ -34,8 +34,10 @@ from .manifest import sha256_file
 from .poses import validate_pose
 
 FORMAT_VERSION = 1
-INDEX_TYPES = ("flat", "hnsw", "ivfpq")
-INDEX_REQUESTS = (*INDEX_TYPES, "auto")  # auto: flat below AUTO_FLAT_BELOW places, then IVF-PQ
+INDEX_TYPES = ("flat", "hnsw", "ivfpq", "hnswpq")
+INDEX_REQUESTS = (*INDEX_TYPES, "auto")  # auto: flat below AUTO_FLAT_BELOW places, then HNSW-PQ
+# Compressed indexes: trained before use, candidates re-scored with the stored rows.
+PQ_TYPES = ("ivfpq", "hnswpq")
 FILES = ("index.faiss", "places.sqlite", "descriptors.npy")
 MANIFEST = "manifest.yaml"
 # Every name a map directory (or a save's temp copy) may contain: a sibling folder holding
@@ -52,6 +54,10 @@ _PQ_CODES = 256
 _IVF_REFINE = 32
 _IVF_REFINE_LARGE = 256
 _IVF_LARGE = 300_000
+# HNSW-PQ with ~16 dims per sub-quantiser ranks far better (default encoder, 3328-d, 100k
+# places: recall@5 0.958 with 40 per result, efSearch 256; docs/scale.md).
+_HNSWPQ_REFINE = 40
+_PQ_TRAIN_SAMPLE = 50_000  # HNSW-PQ codebooks: trained on up to this many places
 
 
 class MapFormatError(ValueError):
@@ -112,12 +118,13 @@ class PlaceMap:
     ``frame_id`` is the frame of places added without one (and of every place of a map saved
     before places had their own frame); each place keeps the frame its pose was recorded in.
 
-    ``index_type``: ``flat`` (exact inner product), ``hnsw`` (graph, approximate) or ``ivfpq``
-    (compressed; trained once ``ivf_train_size`` places exist, exact search until then, and its
-    candidates are re-scored exactly so the scores returned are always true cosines) or ``auto``
-    (flat, switched once to IVF-PQ sized for the map when it reaches ``AUTO_FLAT_BELOW`` places;
-    the choice and its reason are saved in the manifest). ``storage``: ``float32`` or ``float16``
-    descriptor rows (see core/descriptor_store.py; memory-mapped after a load).
+    ``index_type``: ``flat`` (exact inner product), ``hnsw`` (graph, approximate), ``ivfpq`` or
+    ``hnswpq`` (compressed: an inverted file or an HNSW graph over product-quantised codes;
+    trained once ``ivf_train_size`` places exist, exact search until then, and candidates are
+    re-scored exactly so the scores returned are always true cosines) or ``auto`` (flat,
+    switched once to HNSW-PQ sized for the dimension when the map reaches ``AUTO_FLAT_BELOW``
+    places; the choice and its reason are saved in the manifest). ``storage``: ``float32`` or
+    ``float16`` descriptor rows (see core/descriptor_store.py; read from the file after a load).
     """
 
     def __init__(
@@ -157,8 +164,8 @@ class PlaceMap:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if hnsw_m < 2 or hnsw_m > 512:
             raise ValueError(f"hnsw_m must be in 2..512, got {hnsw_m}")
-        if index_type == "ivfpq" and dim % pq_m:
-            raise ValueError(f"dim {dim} is not divisible by pq_m {pq_m} (needed by IVF-PQ)")
+        if index_type in PQ_TYPES and dim % pq_m:
+            raise ValueError(f"dim {dim} is not divisible by pq_m {pq_m} (needed by PQ)")
         self.dim = int(dim)
         self.model_id = str(model_id)
         self.index_request = index_type
@@ -195,7 +202,9 @@ class PlaceMap:
     # ----------------------------------------------------------------- index
     @property
     def ivf_train_size(self) -> int:
-        """Places needed before the IVF-PQ index is trained (exact search until then)."""
+        """Places needed before a PQ index is trained (exact search until then)."""
+        if self.index_type == "hnswpq":
+            return _MIN_POINTS_PER_CENTROID * _PQ_CODES
         return _MIN_POINTS_PER_CENTROID * max(self.ivf_nlist, _PQ_CODES)
 
     def _new_index(self) -> faiss.Index:
@@ -203,6 +212,13 @@ class PlaceMap:
             return faiss.IndexFlatIP(self.dim)
         if self.index_type == "hnsw":
             index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = self.hnsw_ef_construction
+            index.hnsw.efSearch = self.hnsw_ef_search
+            return index
+        if self.index_type == "hnswpq":
+            index = faiss.IndexHNSWPQ(
+                self.dim, self.pq_m, self.hnsw_m, 8, faiss.METRIC_INNER_PRODUCT
+            )
             index.hnsw.efConstruction = self.hnsw_ef_construction
             index.hnsw.efSearch = self.hnsw_ef_search
             return index
@@ -220,10 +236,11 @@ class PlaceMap:
 
     def _index_add(self, start: int) -> None:
         """Bring the faiss index up to date with rows ``start:`` (training IVF-PQ when due)."""
-        if self.index_type == "ivfpq" and not self.index.is_trained:
+        if self.index_type in PQ_TYPES and not self.index.is_trained:
             if self._n < self.ivf_train_size:
                 return
-            cap = self.ivf_train_size  # k-means cost grows with points; a sample suffices
+            # k-means cost grows with points; a sample suffices
+            cap = max(self.ivf_train_size, _PQ_TRAIN_SAMPLE if self.index_type == "hnswpq" else 0)
             if self._n > cap:
                 pick = np.random.default_rng(0).choice(self._n, cap, replace=False)
                 sample = self._store.rows(np.sort(pick))
@@ -246,9 +263,9 @@ class PlaceMap:
         choice = choose_index(self._n, self.dim)
         self.index_type = str(choice["index_type"])
         self.index_reason = str(choice["reason"])
-        self.ivf_nlist = int(choice["ivf_nlist"])
-        self.pq_m = int(choice["pq_m"])
-        self.ivf_nprobe = int(choice["ivf_nprobe"])
+        for key in ("ivf_nlist", "pq_m", "ivf_nprobe", "hnsw_m", "hnsw_ef_search"):
+            if key in choice:
+                setattr(self, key, int(choice[key]))  # type: ignore[call-overload]
         self.index = self._new_index()
         self._index_add(0)
 
@@ -518,9 +535,14 @@ class PlaceMap:
         k: int = 5,
         exclude_last_n: int = 0,
         exclude_after_stamp: float | None = None,
+        rescore: bool = True,
     ) -> list[tuple[int, float]]:
         """Best ``k`` (id, cosine) pairs, best first, skipping the newest ``exclude_last_n``
-        places and those stamped after ``exclude_after_stamp`` (e.g. to find loop closures)."""
+        places and those stamped after ``exclude_after_stamp`` (e.g. to find loop closures).
+
+        ``rescore=False``: with IVF-PQ, the index's own ranking and approximate scores (no exact
+        re-scoring pass) - for callers that compute exact similarities of the candidates anyway
+        (the shortlist sequence matcher)."""
         q = self._check_query(query)
         if self._n == 0 or k <= 0:
             return []
@@ -534,8 +556,11 @@ class PlaceMap:
         if not self._index_ready() or k + excluded > self._n // 2:
             return self._exact(q, k, cutoff, mask)
         # IVF-PQ: fetch extra candidates for the exact re-scoring (enough for the first 5 ranks).
-        depth = _IVF_REFINE_LARGE if self._n >= _IVF_LARGE else _IVF_REFINE
-        refine = depth * min(k, 5) if self.index_type == "ivfpq" else 0
+        if self.index_type == "hnswpq":
+            depth = _HNSWPQ_REFINE
+        else:
+            depth = _IVF_REFINE_LARGE if self._n >= _IVF_LARGE else _IVF_REFINE
+        refine = depth * min(k, 5) if self.index_type in PQ_TYPES and rescore else 0
         fetch = k + excluded + refine
         while True:
             fetch = min(fetch, self._n)
@@ -550,14 +575,14 @@ class PlaceMap:
             fetch *= 2
         if len(ids) < k:  # the graph/IVF probes missed eligible places: stay correct
             return self._exact(q, k, cutoff, mask)
-        if self.index_type == "ivfpq":  # PQ scores are approximate: re-score with the floats
+        if self.index_type in PQ_TYPES and rescore:  # PQ scores are approximate: re-score
             exact = self._store.rows(ids) @ q
             order = np.argsort(-exact, kind="stable")[:k]
             return [(int(ids[i]), float(exact[i])) for i in order]
         return [(int(i), float(s)) for i, s in zip(ids[:k], scores[:k], strict=True)]
 
     def _faiss_search(self, q: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.index_type == "hnsw":
+        if self.index_type in ("hnsw", "hnswpq"):
             self.index.hnsw.efSearch = max(self.hnsw_ef_search, fetch)
         elif self.index_type == "ivfpq":
             self.index.nprobe = self.ivf_nprobe
@@ -725,7 +750,7 @@ class PlaceMap:
         if index.d != dim:
             raise MapFormatError(f"{src / 'index.faiss'}: index dim {index.d} != map dim {dim}")
         _check_index_kind(index, m, src / "index.faiss")
-        expected_total = 0 if m.index_type == "ivfpq" and not index.is_trained else count
+        expected_total = 0 if m.index_type in PQ_TYPES and not index.is_trained else count
         if index.ntotal != expected_total:
             raise MapFormatError(
                 f"{src / 'index.faiss'}: index holds {index.ntotal} vectors, map has {count} places"
@@ -741,7 +766,7 @@ class PlaceMap:
         m.index = index
         m.tags = {str(k): str(v) for k, v in (meta.get("tags") or {}).items()}
         m.created = float(meta.get("created", time.time()))
-        if m.index_type == "ivfpq" and not index.is_trained:
+        if m.index_type in PQ_TYPES and not index.is_trained:
             m._index_add(0)  # settings may allow training now
         if FEATURES_FILE in sums:
             f = src / FEATURES_FILE
@@ -889,7 +914,12 @@ def _recover(final: Path) -> Path | None:
 
 def _check_index_kind(index: Any, m: PlaceMap, path: Path) -> None:
     """The manifest's index_type and parameters must describe the index file actually stored."""
-    kinds = {"flat": faiss.IndexFlat, "hnsw": faiss.IndexHNSW, "ivfpq": faiss.IndexIVFPQ}
+    kinds = {
+        "flat": faiss.IndexFlat,
+        "hnsw": faiss.IndexHNSWFlat,
+        "ivfpq": faiss.IndexIVFPQ,
+        "hnswpq": faiss.IndexHNSWPQ,
+    }
     actual = type(index).__name__
     if not isinstance(index, kinds[m.index_type]):
         raise MapFormatError(
@@ -897,11 +927,13 @@ def _check_index_kind(index: Any, m: PlaceMap, path: Path) -> None:
         )
     if index.metric_type != faiss.METRIC_INNER_PRODUCT:
         raise MapFormatError(f"{path}: the index does not use inner-product (cosine) search")
-    if m.index_type == "hnsw" and index.hnsw.nb_neighbors(0) != 2 * m.hnsw_m:
+    if m.index_type in ("hnsw", "hnswpq") and index.hnsw.nb_neighbors(0) != 2 * m.hnsw_m:
         raise MapFormatError(
             f"{path}: manifest hnsw_m {m.hnsw_m} does not match the stored HNSW graph "
             f"(M = {index.hnsw.nb_neighbors(0) // 2})"
         )
+    if m.index_type == "hnswpq" and m.pq_m != faiss.downcast_index(index.storage).pq.M:
+        raise MapFormatError(f"{path}: manifest pq_m {m.pq_m} does not match the stored index")
     if m.index_type == "ivfpq" and (index.nlist != m.ivf_nlist or m.pq_m != index.pq.M):
         raise MapFormatError(
             f"{path}: manifest ivf_nlist/pq_m {m.ivf_nlist}/{m.pq_m} do not match the stored "

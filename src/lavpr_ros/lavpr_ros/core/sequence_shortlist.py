@@ -122,10 +122,20 @@ class ShortlistSequenceMatcher:
         g = len(self.frames)
         return (self._frame_no - g + 1 + np.arange(g)) % self._sims.shape[1]
 
-    def _cached_sims(self, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
+    def newest_sims(self, ids: np.ndarray) -> np.ndarray:
+        """Exact cosines of the newest frame to places ``ids`` (from the row cache: the
+        candidates of :meth:`update` are in it already)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(ids) or not self.frames:
+            return np.zeros(len(ids))
+        uniq, inverse = np.unique(ids, return_inverse=True)
+        q = np.stack([f.query for f in self.frames])
+        return self._cached_sims(uniq, q, compact=False)[-1][inverse]
+
+    def _cached_sims(self, rows: np.ndarray, q: np.ndarray, compact: bool = True) -> np.ndarray:
         """(G, len(rows)) similarities of the kept frames' queries ``q`` to places ``rows``."""
         k = self._n_slots
-        if k > 2 * max(len(rows), 1024):  # compact now and then: keep what this frame uses
+        if compact and k > 2 * max(len(rows), 1024):  # now and then: keep what this frame uses
             keep = np.flatnonzero(np.isin(self._ids[:k], rows, assume_unique=True))
             m = len(keep)
             self._ids[:m], self._rows[:m], self._sims[:m] = (
