@@ -515,7 +515,7 @@ def evaluate_bag(
             match_stamp = (
                 kf_stamps[d.match_id - n_prior]
                 if d.match_id >= n_prior
-                else round(float(pipe.place_map.stamps[d.match_id]) * 1e9)
+                else round(float(prior.stamps[d.match_id]) * 1e9)  # type: ignore[union-attr]
             )
             decisions.append(
                 Decision(

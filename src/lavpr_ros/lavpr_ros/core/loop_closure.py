@@ -203,6 +203,9 @@ STRUCTURAL_FIELDS = (
     "contrast_window",
     "query_window",
     "std_floor",
+    "sequence_search",
+    "shortlist_min_places",
+    "shortlist_candidates",
 )
 
 

@@ -95,8 +95,8 @@ PARAMS = [
     Param(
         "index_type",
         "auto",
-        "faiss index of a new map: auto (flat below 50k places, then IVF-PQ; see docs/scale.md), "
-        "flat (exact), hnsw or ivfpq",
+        "faiss index of a new map: auto (flat below 50k places, then HNSW over PQ codes; see "
+        "docs/scale.md), flat (exact), hnsw, ivfpq or hnswpq",
     ),
     Param(
         "pose_source",
