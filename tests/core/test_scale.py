@@ -5,6 +5,7 @@ recall of the chosen index on real (augmented) Nordland descriptors."""
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,7 +182,7 @@ def test_large_map_rows_are_read_not_mapped(tmp_path, monkeypatch) -> None:
     np.testing.assert_allclose(big.rows(ids), x[ids], atol=1e-3)
     np.testing.assert_allclose(big.slice(495, 500), x[495:], atol=1e-3)
     np.testing.assert_allclose(big.dot(x[1]), x @ x[1], atol=2e-3)
-    assert str(tmp_path / "d.npy") not in open("/proc/self/maps").read()
+    assert str(tmp_path / "d.npy") not in Path("/proc/self/maps").read_text()
     big.close()
 
 
