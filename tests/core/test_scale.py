@@ -109,8 +109,8 @@ def test_column_moments_give_the_exact_std() -> None:
 def test_auto_index_choice_per_size() -> None:
     assert choose_index(10_000, 1280)["index_type"] == "flat"
     big = choose_index(1_000_000, 1280)
-    assert big["index_type"] == "hnswpq" and 1280 % big["pq_m"] == 0
-    assert big["pq_m"] == 80 and big["hnsw_m"] == 32 and big["hnsw_ef_search"] >= 128
+    assert big["index_type"] == "ivfpq" and 1280 % big["pq_m"] == 0
+    assert big["pq_m"] == 80 and big["ivf_nlist"] == 1024 and big["ivf_nprobe"] >= 32
     assert choose_index(1_000_000, 3328)["pq_m"] == 208  # the default encoder: 16 dims each
 
 
@@ -129,19 +129,19 @@ def _nordland_expanded(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(expand(_unit(ref), n, seed=0), dtype=np.float32), _unit(qry)
 
 
-def test_auto_switches_to_hnswpq_with_recall_on_real_descriptors(small_auto_threshold, tmp_path):
+def test_auto_switches_to_ivfpq_with_recall_on_real_descriptors(small_auto_threshold, tmp_path):
     x, queries = _nordland_expanded(16_000)
     m = PlaceMap(x.shape[1], "patchnorm", "auto", storage="float16")
     m.add_batch(x[:10_000], np.arange(10_000, dtype=np.float64))
     assert m.index_type == "flat"
     m.add_batch(x[10_000:], np.arange(10_000, 16_000, dtype=np.float64))
-    assert m.index_type == "hnswpq" and m.index.ntotal == 16_000
+    assert m.index_type == "ivfpq" and m.index.ntotal == 16_000
     m.save(tmp_path / "map")
     meta = yaml.safe_load((tmp_path / "map" / "manifest.yaml").read_text())
-    assert meta["index_choice"]["requested"] == "auto" and "HNSW" in meta["index_choice"]["reason"]
+    assert meta["index_choice"]["requested"] == "auto" and "IVF-PQ" in meta["index_choice"]["reason"]
     assert meta["descriptor_storage"] == "float16"
     loaded = PlaceMap.load(tmp_path / "map")
-    assert loaded.index_type == "hnswpq" and loaded.index_request == "auto"
+    assert loaded.index_type == "ivfpq" and loaded.index_request == "auto"
     stored = loaded.descriptor_rows(np.arange(16_000))
     hits = 0
     for q in queries:

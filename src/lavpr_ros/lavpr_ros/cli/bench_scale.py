@@ -187,7 +187,7 @@ def bench_size(n: int, pool: np.ndarray, queries: np.ndarray, args: argparse.Nam
     tag = f"{pool.shape[1]}d-{len(pool)}real-{n}"
     x = _cached(f"map-{tag}", lambda: expand(pool, n, args.seed + n))
     truth = _cached(f"truth-{tag}-{len(queries)}q", lambda: _exact_topk(x, queries, 10))
-    pm = PlaceMap(x.shape[1], f"scale-{pool.shape[1]}d", "auto", storage=args.storage)
+    pm = PlaceMap(x.shape[1], args.model_id, "auto", storage=args.storage)
     t = time.perf_counter()
     for a in tqdm(range(0, n, 100_000), desc=f"build {n}", file=sys.stderr):
         b = min(n, a + 100_000)  # chunks: an online map crosses the auto switch the same way
@@ -270,6 +270,7 @@ def run_scale(args: argparse.Namespace) -> int:
     from ..bags.evaluate import config_encoder
 
     args.encoder = args.encoder or config_encoder(None)  # the default configuration's encoder
+    args.model_id = create_encoder(args.encoder).model_id  # maps are built for this encoder
     encoder = create_encoder(args.encoder)
     paths = _image_paths()
     tag = f"{encoder.model_id}-{args.seed}-nodemo"  # pools without the demo segment

@@ -17,6 +17,7 @@ Old maps (a float32 ``descriptors.npy``) load unchanged; ``storage="float16"`` h
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from pathlib import Path
 
@@ -31,15 +32,15 @@ _CHUNK = 65_536  # rows converted to float32 per step in full scans (bounds temp
 
 
 def choose_index(n: int, dim: int) -> dict[str, object]:
-    """Index settings for a map of ``n`` places at ``dim``: why flat or HNSW-PQ, with parameters.
+    """Index settings for a map of ``n`` places at ``dim``: why flat or IVF-PQ, with parameters.
 
-    Above ``AUTO_FLAT_BELOW`` places: an HNSW graph over product-quantised codes (~16 dims per
-    sub-quantiser; 208 B/place at 3328-d plus ~260 B of graph), searched with efSearch 256 and
-    re-scored exactly. Measured on the default encoder's descriptors (docs/scale.md): IVF-PQ
-    with 1024 lists needed nprobe >= 64 for recall@5 0.94 at 100k places and its scan grows
-    linearly with the map; HNSW-PQ reached 0.958 at ~1.2 ms and grows ~log N. A plain HNSW
-    keeps float vectors (13 GB at 1M x 3328-d) and IVF-PQ cannot be re-trained for a larger
-    map on the frame path, hence neither is chosen automatically.
+    Above ``AUTO_FLAT_BELOW`` places: IVF-PQ with 1024 lists and ~16 dims per sub-quantiser
+    (208 B/place at 3328-d), nprobe 64, candidates re-scored exactly. Measured on the default
+    encoder's descriptors (docs/scale.md): coarser PQ (~20-52 dims per sub-quantiser) ranks too
+    poorly to re-score shallowly; an HNSW graph over PQ codes is fast (1.2 ms) with recall@5
+    0.958 at 100k but its graph, built on PQ distances, falls to 0.64 at 1M; a plain HNSW keeps
+    float vectors (13 GB at 1M x 3328-d). 1024 lists are trained once, at the switch, on ~40k
+    places, and serve up to a few million.
     """
     if n < AUTO_FLAT_BELOW:
         return {
@@ -47,11 +48,12 @@ def choose_index(n: int, dim: int) -> dict[str, object]:
             "reason": f"{n} places < {AUTO_FLAT_BELOW}: exact search is fast enough",
         }
     return {
-        "index_type": "hnswpq",
+        "index_type": "ivfpq",
+        # 1024 lists (or fewer while the map is too small to train them on ~39 places each)
+        "ivf_nlist": int(min(1024, 2 ** int(math.log2(max(n // 39, 1))))),
         "pq_m": int(_pq_m_for(dim)),
-        "hnsw_m": 32,
-        "hnsw_ef_search": 256,
-        "reason": f"{n} places >= {AUTO_FLAT_BELOW}: HNSW over PQ codes, exact re-scoring",
+        "ivf_nprobe": 64,
+        "reason": f"{n} places >= {AUTO_FLAT_BELOW}: IVF-PQ, exact re-scoring of candidates",
     }
 
 

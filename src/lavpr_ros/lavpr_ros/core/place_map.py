@@ -48,15 +48,11 @@ ASIDE_SUFFIX = ".old"  # previous map moved aside during the swap
 # IVF-PQ k-means wants ~39 points per centroid (faiss warns below that), and PQ's 256 codes too.
 _MIN_POINTS_PER_CENTROID = 39
 _PQ_CODES = 256
-# IVF-PQ candidates per result, re-scored exactly with the stored rows: PQ ranks near-duplicate
-# real descriptors poorly (MobileNet, 1280-d, recall@5 vs exact: 100k places 0.72 with 8, 0.95
-# with 32; 1M places 0.79 with 32, 0.91 with 128, 0.96 with 256), so the depth grows with the map.
-_IVF_REFINE = 32
-_IVF_REFINE_LARGE = 256
-_IVF_LARGE = 300_000
-# HNSW-PQ with ~16 dims per sub-quantiser ranks far better (default encoder, 3328-d, 100k
-# places: recall@5 0.958 with 40 per result, efSearch 256; docs/scale.md).
-_HNSWPQ_REFINE = 40
+# PQ candidates per result (first 5 ranks), re-scored exactly with the stored rows. With ~16 dims
+# per sub-quantiser (choose_index) PQ ranks well enough for 40 (default encoder, 3328-d, 1M
+# places: the exact top 5 is within the PQ top 200 for 0.955; docs/scale.md); coarser codes (the
+# 16-sub-quantiser default of an explicit ivfpq) need more, hence a parameter-free floor of 40.
+_PQ_REFINE = 40
 _PQ_TRAIN_SAMPLE = 50_000  # HNSW-PQ codebooks: trained on up to this many places
 
 
@@ -556,11 +552,7 @@ class PlaceMap:
         if not self._index_ready() or k + excluded > self._n // 2:
             return self._exact(q, k, cutoff, mask)
         # IVF-PQ: fetch extra candidates for the exact re-scoring (enough for the first 5 ranks).
-        if self.index_type == "hnswpq":
-            depth = _HNSWPQ_REFINE
-        else:
-            depth = _IVF_REFINE_LARGE if self._n >= _IVF_LARGE else _IVF_REFINE
-        refine = depth * min(k, 5) if self.index_type in PQ_TYPES and rescore else 0
+        refine = _PQ_REFINE * min(k, 5) if self.index_type in PQ_TYPES and rescore else 0
         fetch = k + excluded + refine
         while True:
             fetch = min(fetch, self._n)
@@ -586,6 +578,7 @@ class PlaceMap:
             self.index.hnsw.efSearch = max(self.hnsw_ef_search, fetch)
         elif self.index_type == "ivfpq":
             self.index.nprobe = self.ivf_nprobe
+            self.index.parallel_mode = 1  # one query: its lists scanned by all threads
         scores, ids = self.index.search(q[None], fetch)
         return scores[0], ids[0]
 
