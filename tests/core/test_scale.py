@@ -138,7 +138,8 @@ def test_auto_switches_to_ivfpq_with_recall_on_real_descriptors(small_auto_thres
     assert m.index_type == "ivfpq" and m.index.ntotal == 16_000
     m.save(tmp_path / "map")
     meta = yaml.safe_load((tmp_path / "map" / "manifest.yaml").read_text())
-    assert meta["index_choice"]["requested"] == "auto" and "IVF-PQ" in meta["index_choice"]["reason"]
+    choice = meta["index_choice"]
+    assert choice["requested"] == "auto" and "IVF-PQ" in choice["reason"]
     assert meta["descriptor_storage"] == "float16"
     loaded = PlaceMap.load(tmp_path / "map")
     assert loaded.index_type == "ivfpq" and loaded.index_request == "auto"
