@@ -148,7 +148,7 @@ def test_place_map_loop_closure_threshold_set_at_run_time(procs, client) -> None
     ]:
         ok, reason = _set(client, "place_map", name, value)
         assert not ok and "read-only" in reason, (name, reason)
-    assert _get(client, "place_map", "index_type") == "flat"
+    assert _get(client, "place_map", "index_type") == "auto"  # unchanged (the default)
     assert _set(client, "place_map", "loop_closure.min_score", 0.5) == (True, "")
     assert revisit().accepted
     client.wait_until(lambda: len(closures) == 2, 10, "the two accepted closures")

@@ -210,8 +210,12 @@ def score_decisions(
     sequences: bool,
     with_candidates: bool,
     top_k: int = max(KS),
+    distractors: int = 0,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Precision/recall of the accepted decisions, PR curve, AUC-PR, Recall@K."""
+    """Precision/recall of the accepted decisions, PR curve, AUC-PR, Recall@K.
+
+    ``distractors``: places ``0..distractors-1`` came from a distractor map (other places): a
+    decision matching one of them is false."""
     m: dict[str, Any] = {}
     curve: dict[str, np.ndarray] = {"precision": np.zeros(0), "recall": np.zeros(0)}
     accepted = [d for d in decisions if d.accepted]
@@ -222,6 +226,8 @@ def score_decisions(
     for d in decisions:
         a, b = gt.position(d.query_stamp_ns), gt.position(d.match_stamp_ns)
         d.correct = None if a is None or b is None else bool(np.linalg.norm(a - b) <= gt.radius_m)
+        if d.match_id < distractors:
+            d.correct = False
     n_pos = sum(1 for p in positives or [] if p)
     scored_acc = [d for d in accepted if d.correct is not None]
     correct = sum(1 for d in scored_acc if d.correct)
@@ -373,9 +379,11 @@ def offline_pipeline(
     model_id: str,
     poses: Any,
     use_poses: bool,
+    place_map: Any = None,
 ) -> Any:
     """The place_map node's frame pipeline for an offline run: the encoder's model is known, every
-    pose is preloaded, and no clock check applies (stamps are the recording's)."""
+    pose is preloaded, and no clock check applies (stamps are the recording's). ``place_map``: a
+    map to start from (default: an empty one)."""
     from lavpr_ros.core.frame_pipeline import FramePipeline, PipelineOptions
     from lavpr_ros.core.place_map import PlaceMap
     from lavpr_ros.core.verification import verifier_from_params
@@ -393,7 +401,7 @@ def offline_pipeline(
     return FramePipeline(
         config,
         options,
-        place_map=PlaceMap(dim, model_id),
+        place_map=place_map if place_map is not None else PlaceMap(dim, model_id),
         poses=poses,
         verifier=verifier_from_params(pm_params),
     )
@@ -410,7 +418,11 @@ def evaluate_bag(
     reorder_window: int = 500,
     progress: bool = True,
     log: Callable[[str], None] = _log_default,
+    distractor_map: str | Path | None = None,
 ) -> OfflineResult:
+    """The place_map pipeline over a bag, scored. ``distractor_map``: a saved map (same encoder)
+    the run starts from, whose places are all *other* places - e.g. the bag's route embedded in
+    a city-scale map (docs/scale.md); any match to one of them counts as false."""
     from tqdm import tqdm
 
     from lavpr_ros.core.encoders import create_encoder
@@ -437,7 +449,11 @@ def evaluate_bag(
     log(f"ground truth: {gt.source}, radius {gt.radius_m:g} m" if gt else "ground truth: none")
 
     enc = create_encoder(encoder or config_encoder(config_file))
-    pipe = offline_pipeline(config, pm_params, enc.dim, enc.model_id, buffer, use_poses)
+    prior = None
+    if distractor_map is not None:
+        prior = _load_distractors(distractor_map, enc, pose_stamps, log)
+    n_prior = len(prior) if prior is not None else 0
+    pipe = offline_pipeline(config, pm_params, enc.dim, enc.model_id, buffer, use_poses, prior)
     sequences = pipe.detector is not None and pipe.detector.matcher is not None
     stats = StampStats()
     decisions: list[Decision] = []
@@ -496,10 +512,15 @@ def evaluate_bag(
             kf_stamps.append(stamp_ns)
         d = res.decision
         if d is not None and res.place_id is not None:
+            match_stamp = (
+                kf_stamps[d.match_id - n_prior]
+                if d.match_id >= n_prior
+                else round(float(prior.stamps[d.match_id]) * 1e9)  # type: ignore[union-attr]
+            )
             decisions.append(
                 Decision(
                     stamp_ns,
-                    kf_stamps[d.match_id],
+                    match_stamp,
                     int(res.place_id),
                     int(d.match_id),
                     float(d.score),
@@ -516,8 +537,16 @@ def evaluate_bag(
         damages.append(src.damage)
         log("warning: " + src.damage.describe())
     positives = positives_per_keyframe(kf_stamps, gt, config) if gt else None
+    if positives is not None and n_prior:  # the bag's places come after the distractors
+        positives = [{n_prior + j for j in p} for p in positives]
     scores, curve = score_decisions(
-        decisions, gt, positives, sequences, with_candidates=True, top_k=config.top_k
+        decisions,
+        gt,
+        positives,
+        sequences,
+        with_candidates=True,
+        top_k=config.top_k,
+        distractors=n_prior,
     )
     metrics: dict[str, Any] = {
         "bag": str(bag),
@@ -542,6 +571,7 @@ def evaluate_bag(
         "decode_errors": counts["decode_errors"],
         "detector_rejected": counts["rejected"],
         "keyframes": len(kf_stamps),
+        "distractor_places": n_prior,
         "decisions": len(decisions),
         **scores,
         "latency_ms": {k: latency_percentiles(v) for k, v in lat.items()},
@@ -561,6 +591,25 @@ def evaluate_bag(
         src,
         frame_stamps,
     )
+
+
+def _load_distractors(
+    path: str | Path, enc: Any, pose_stamps: list[int], log: Callable[[str], None]
+) -> Any:
+    """A saved map of other places, checked against the encoder and stamped before the bag
+    (the detector's temporal exclusion and keyframing run on stamps)."""
+    from lavpr_ros.core.place_map import PlaceMap
+
+    t = time.perf_counter()
+    prior = PlaceMap.load(path, expected_model_id=enc.model_id, expected_dim=enc.dim)
+    log(f"distractor map {path}: {len(prior)} places loaded in {time.perf_counter() - t:.1f} s")
+    last = float(prior.stamps[-1]) if len(prior) else -np.inf
+    if pose_stamps and last * 1e9 >= min(pose_stamps):
+        raise ValueError(
+            f"distractor map {path}: its places must be stamped before the bag's first pose "
+            f"({last:.3f} s >= {min(pose_stamps) / 1e9:.3f} s)"
+        )
+    return prior
 
 
 def fetch_images(

@@ -100,7 +100,10 @@ def run_bench_ros(
     settle_s: float = 2.0,
     out_json: Path | None = None,
     progress: Any = print,
+    map_path: Path | None = None,
 ) -> dict[str, Any]:
+    """``map_path``: a saved map place_map loads before the run (e.g. 1M places of `lavpr bench
+    scale`): the run's frames are then matched against it plus their own earlier places."""
     env = env_for_run()
     frames = dataset_frames("nordland", ["summer", "winter"], start, frames_per_traverse)
     w, h = image_size
@@ -110,6 +113,10 @@ def run_bench_ros(
     ]
     poses = [route_pose(f.place_index) for f in frames]
     results: dict[str, Any] = {"image_size": f"{w}x{h}", "frames": len(frames), "runs": []}
+    if map_path is not None:
+        from lavpr_ros.core.place_map import PlaceMap
+
+        results["map"] = {"path": str(map_path), "places": len(PlaceMap.load(map_path))}
     tmp = Path(out_json).parent if out_json else Path("results")
     config = derived_config(
         default_config_file(),
@@ -124,8 +131,10 @@ def run_bench_ros(
             bench = _BenchNode()
             try:
                 args = {"config_file": str(config), "image_model": enc, "start_text_nav": "false"}
+                if map_path is not None:
+                    args["map_path"] = str(Path(map_path).resolve())
                 with running_graph(group, args):
-                    bench.wait_matched()
+                    bench.wait_matched(timeout=30.0 if map_path is None else 300.0)
                     t0 = time.perf_counter()
                     sent = bench.play(images, poses, rate)
                     play_s = time.perf_counter() - t0

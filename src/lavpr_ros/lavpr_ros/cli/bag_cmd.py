@@ -101,6 +101,7 @@ def _eval(args: argparse.Namespace) -> int:
         args.ground_truth,
         args.reorder_window,
         progress=not args.quiet,
+        distractor_map=args.distractor_map,
     )
     out = Path(args.out or f"results/bag-eval-{bag.name}")
     paths = write_offline_report(res, out, f"bag eval: {bag.name}")
@@ -211,6 +212,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.add_argument("--out", help="report folder (default results/bag-eval-<bagname>)")
     p.add_argument("--strict", action="store_true", help="exit code 3 when the bag is damaged")
+    p.add_argument(
+        "--distractor-map",
+        help="saved map of other places (same encoder, stamped before the bag) the run starts "
+        "from; matches to them count as false (city-scale check, docs/scale.md)",
+    )
     p.set_defaults(func=_eval)
 
     p = bsub.add_parser(

@@ -65,7 +65,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ros.add_argument(
         "--json", type=Path, default=Path("results/bench-ros.json"), help="results JSON"
     )
+    ros.add_argument(
+        "--map",
+        type=Path,
+        default=None,
+        help="saved map place_map loads first (e.g. .cache/scale/map-1000000 of lavpr bench "
+        "scale); then only the configuration's encoder runs (the map's model)",
+    )
     ros.set_defaults(func=run_ros)
+
+    from .bench_scale import register as register_scale
+
+    register_scale(sub)
 
 
 def run_ros(args: argparse.Namespace) -> int:
@@ -82,7 +93,7 @@ def run_ros(args: argparse.Namespace) -> int:
         from ..bags.evaluate import config_encoder
 
         default = config_encoder(None)
-        encoders = [default] + (["patchnorm"] if default != "patchnorm" else [])
+        encoders = [default] + (["patchnorm"] if default != "patchnorm" and not args.map else [])
     w, h = (int(v) for v in args.image_size.lower().split("x"))
     res = run_bench_ros(
         encoders,
@@ -90,6 +101,7 @@ def run_ros(args: argparse.Namespace) -> int:
         frames_per_traverse=args.frames,
         image_size=(w, h),
         out_json=args.json,
+        map_path=args.map,
         progress=lambda r: console.print(
             f"{Path(r['encoder']).name} @ {r['rate_hz']:g} Hz: "
             f"encoded {r['encoded']}/{r['sent']}, "

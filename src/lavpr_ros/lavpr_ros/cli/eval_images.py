@@ -74,7 +74,8 @@ def evaluate_descriptors(
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Run the detector over the query traverse against the ref map; (metrics, PR curve arrays).
 
-    ``sequence_options``: contrast_normalise, contrast_window, query_window, std_floor.
+    ``sequence_options``: contrast_normalise, contrast_window, query_window, std_floor,
+    sequence_search, shortlist_min_places.
     """
     from tqdm import tqdm
 
@@ -201,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
         "contrast_window": args.contrast_window,
         "query_window": args.query_window,
         "std_floor": args.std_floor,
+        "sequence_search": args.sequence_search,
+        "shortlist_min_places": args.shortlist_min_places,
     }
     metrics, curve = evaluate_descriptors(
         ref,
@@ -365,6 +368,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--contrast-window", type=int, default=5, help="map-side radius (places)")
     p.add_argument("--query-window", type=int, default=20, help="query-side window (0: off)")
     p.add_argument("--std-floor", type=float, default=0.5, help="z-score std floor")
+    p.add_argument(
+        "--sequence-search",
+        choices=("full", "shortlist", "auto"),
+        default="auto",
+        help="score sequences over every place or near index candidates (core/sequence_shortlist)",
+    )
+    p.add_argument(
+        "--shortlist-min-places",
+        type=int,
+        default=20_000,
+        help="map size from which 'auto' uses the shortlist (default 20000)",
+    )
     p.add_argument(
         "--start", type=int, default=0, help="first frame of a segment of both traverses"
     )

@@ -19,8 +19,11 @@ import numpy as np
 from .place_map import PlaceMap
 from .poses import validate_pose
 from .sequence import DEFAULT_VELOCITIES, SequenceMatcher, SequenceResult
+from .sequence_shortlist import ShortlistSequenceMatcher
 
 MODES = ("slam", "localisation")
+SEQUENCE_SEARCHES = ("full", "shortlist", "auto")
+
 # LoopClosure.query_id (uint64) of a query that was not added as a place (localisation).
 NO_PLACE_ID = 2**64 - 1
 
@@ -132,6 +135,13 @@ class LoopClosureConfig:
     contrast_window: int = 5
     query_window: int = 20
     std_floor: float = 0.5
+    # Where sequences are scored: "full" (every eligible place per keyframe, O(N)), "shortlist"
+    # (only near the index's top shortlist_candidates of the last sequence_length keyframes and
+    # the previous match; core/sequence_shortlist.py) or "auto" (shortlist once the eligible
+    # map has shortlist_min_places places; full below, where it is cheap and exhaustive).
+    sequence_search: str = "auto"
+    shortlist_min_places: int = 20_000
+    shortlist_candidates: int = 100
     # Acceptance: the match's single-frame cosine must reach min_score ...
     min_score: float = 0.0
     # ... and with sequences, the sequence score (mean normalised similarity) and its margin over
@@ -157,6 +167,12 @@ class LoopClosureConfig:
             raise ValueError("temporal exclusion must be >= 0")
         if self.sequence_length < 0:
             raise ValueError(f"sequence_length must be >= 0, got {self.sequence_length}")
+        if self.sequence_search not in SEQUENCE_SEARCHES:
+            raise ValueError(
+                f"sequence_search must be one of {SEQUENCE_SEARCHES}, got {self.sequence_search!r}"
+            )
+        if self.shortlist_min_places < 0 or self.shortlist_candidates < 1:
+            raise ValueError("shortlist_min_places must be >= 0 and shortlist_candidates >= 1")
         if self.max_pose_distance_m is not None and self.max_pose_distance_m < 0:
             raise ValueError("max_pose_distance_m must be >= 0 or None")
         for name in ("min_score", "min_sequence_score", "min_confidence", "std_floor"):
@@ -187,6 +203,9 @@ STRUCTURAL_FIELDS = (
     "contrast_window",
     "query_window",
     "std_floor",
+    "sequence_search",
+    "shortlist_min_places",
+    "shortlist_candidates",
 )
 
 
@@ -238,6 +257,8 @@ class LoopClosureDetector:
             c.keyframe_min_interval_s,
         )
         self.matcher: SequenceMatcher | None = None
+        self.shortlist: ShortlistSequenceMatcher | None = None
+        self.shortlist_active = False
         if c.sequence_length > 1:
             self.matcher = SequenceMatcher(
                 length=c.sequence_length,
@@ -249,6 +270,10 @@ class LoopClosureDetector:
                 std_floor=c.std_floor,
                 min_length=1,  # partial sequences are scored; acceptance checks the length
             )
+            if c.sequence_search == "shortlist" and sequence_encoder is not None:
+                raise ValueError("sequence_search 'shortlist' needs sequence_model off")
+            if c.sequence_search != "full" and sequence_encoder is None:  # SeqNet: full scores
+                self.shortlist = ShortlistSequenceMatcher(self.matcher, place_map.store)
         self.min_sequence_frames = (
             max(1, c.sequence_length // 2)
             if c.min_sequence_frames is None
@@ -281,6 +306,9 @@ class LoopClosureDetector:
         self.keyframes.reset()
         if self.matcher is not None:
             self.matcher.reset()
+        if self.shortlist is not None:
+            self.shortlist.reset()
+        self.shortlist_active = False
         if self.seq_window is not None:
             self.seq_window.reset()
 
@@ -329,9 +357,19 @@ class LoopClosureDetector:
         self.keyframes.accept(stamp, pose)
 
         n_elig = self._eligible(stamp)
-        sims = self.place_map.similarities(d)[:n_elig] if n_elig else np.zeros(0, np.float32)
-        candidates = self._top_k(sims)
-        seq = self.matcher.update(sims) if self.matcher is not None else None
+        if self._use_shortlist(n_elig):
+            sims, candidates, seq = self._shortlist_step(d, n_elig)
+        else:
+            sims = self.place_map.similarities(d)[:n_elig] if n_elig else np.zeros(0, np.float32)
+            candidates = self._top_k(sims)
+            seq = self.matcher.update(sims) if self.matcher is not None else None
+            if self.shortlist is not None:  # keep its history, so a later switch is exact
+                wide = self._top_k(sims, self.config.shortlist_candidates)
+                ids = np.array([i for i, _ in wide], dtype=np.int64)
+                std = float(sims.astype(np.float64).std()) if n_elig else 0.0
+                self.shortlist.record(d / np.linalg.norm(d), n_elig, ids, std)
+                if seq is not None:
+                    self.shortlist.prev_index = seq.index
         if self.seq_window is not None:
             seq, candidates = self._sequence_shortlist(d, sims, seq, candidates)
         frame = frame_id or self.place_map.frame_id
@@ -345,11 +383,37 @@ class LoopClosureDetector:
         latency = (time.perf_counter() - t0) * 1e3
         return FrameResult(True, place_id, decision, candidates, latency)
 
-    def _top_k(self, sims: np.ndarray) -> list[tuple[int, float]]:
+    def _use_shortlist(self, n_elig: int) -> bool:
+        """Shortlist scoring from now on? (auto switches once, when the map got large)."""
+        if self.shortlist is None:
+            return False
+        if self.config.sequence_search == "shortlist" or self.shortlist_active:
+            return True
+        self.shortlist_active = n_elig >= self.config.shortlist_min_places
+        return self.shortlist_active
+
+    def _shortlist_step(self, d: np.ndarray, n_elig: int):
+        """Index search for candidates, sequence scores near them; no O(N) pass over the map."""
+        assert self.shortlist is not None
+        c = self.config
+        k = max(c.top_k, c.shortlist_candidates)
+        # The index's own ranking is enough here: the shortlist computes the exact cosines of
+        # every candidate (their rows are in its cache), which then rank the reported top_k.
+        found = self.place_map.search(
+            d, k, exclude_last_n=len(self.place_map) - n_elig, rescore=False
+        )
+        ids = np.array([i for i, _ in found], dtype=np.int64)
+        seq = self.shortlist.update(d / np.linalg.norm(d), n_elig, ids)
+        exact = self.shortlist.newest_sims(ids)
+        order = np.lexsort((ids, -exact))[: c.top_k]  # best first, ties by lower id
+        candidates = [(int(ids[i]), float(exact[i])) for i in order]
+        return _SparseSims(self.place_map, d, n_elig), candidates, seq
+
+    def _top_k(self, sims: np.ndarray, top_k: int | None = None) -> list[tuple[int, float]]:
         n = len(sims)
         if n == 0:
             return []
-        k = min(self.config.top_k, n)
+        k = min(self.config.top_k if top_k is None else top_k, n)
         top = np.argpartition(-sims, k - 1)[:k] if k < n else np.arange(n)
         top = top[np.lexsort((top, -sims[top]))]  # best first, ties by lower id
         return [(int(i), float(sims[i])) for i in top]
@@ -368,7 +432,7 @@ class LoopClosureDetector:
         else:
             assert seq is not None  # min_length=1 and a non-empty map always give a result
             match, seq_score, conf, used = seq.index, seq.score, seq.confidence, seq.length_used
-        score = float(sims[match])
+        score = float(sims[match])  # exact cosine (a _SparseSims computes it on demand)
         reason = "accepted"
         if self.matcher is not None and used < self.min_sequence_frames:
             reason = f"sequence too short ({used} < {self.min_sequence_frames} keyframes)"
@@ -467,3 +531,16 @@ class LoopClosureDetector:
             ),
             candidates,
         )
+
+
+class _SparseSims:
+    """``sims[i]`` of the shortlist path: the exact cosine of one place, computed on demand."""
+
+    def __init__(self, place_map: PlaceMap, d: np.ndarray, n: int) -> None:
+        self._map, self._q, self._n = place_map, d / np.linalg.norm(d), n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: int) -> float:
+        return float(self._map.descriptor_rows([int(i)])[0] @ self._q)

@@ -27,13 +27,17 @@ import faiss
 import numpy as np
 import yaml
 
+from .descriptor_store import AUTO_FLAT_BELOW, STORAGE_DTYPES, DescriptorStore, choose_index
 from .feature_store import FILE as FEATURES_FILE
 from .feature_store import FeatureStore, FeatureStoreError
 from .manifest import sha256_file
 from .poses import validate_pose
 
 FORMAT_VERSION = 1
-INDEX_TYPES = ("flat", "hnsw", "ivfpq")
+INDEX_TYPES = ("flat", "hnsw", "ivfpq", "hnswpq")
+INDEX_REQUESTS = (*INDEX_TYPES, "auto")  # auto: flat below AUTO_FLAT_BELOW places, then HNSW-PQ
+# Compressed indexes: trained before use, candidates re-scored with the stored rows.
+PQ_TYPES = ("ivfpq", "hnswpq")
 FILES = ("index.faiss", "places.sqlite", "descriptors.npy")
 MANIFEST = "manifest.yaml"
 # Every name a map directory (or a save's temp copy) may contain: a sibling folder holding
@@ -44,7 +48,12 @@ ASIDE_SUFFIX = ".old"  # previous map moved aside during the swap
 # IVF-PQ k-means wants ~39 points per centroid (faiss warns below that), and PQ's 256 codes too.
 _MIN_POINTS_PER_CENTROID = 39
 _PQ_CODES = 256
-_IVF_REFINE = 8  # IVF-PQ candidates per result, re-scored exactly with the float copy
+# PQ candidates per result (first 5 ranks), re-scored exactly with the stored rows. With ~16 dims
+# per sub-quantiser (choose_index) PQ ranks well enough for 40 (default encoder, 3328-d, 1M
+# places: the exact top 5 is within the PQ top 200 for 0.955; docs/scale.md); coarser codes (the
+# 16-sub-quantiser default of an explicit ivfpq) need more, hence a parameter-free floor of 40.
+_PQ_REFINE = 40
+_PQ_TRAIN_SAMPLE = 50_000  # HNSW-PQ codebooks: trained on up to this many places
 
 
 class MapFormatError(ValueError):
@@ -105,9 +114,13 @@ class PlaceMap:
     ``frame_id`` is the frame of places added without one (and of every place of a map saved
     before places had their own frame); each place keeps the frame its pose was recorded in.
 
-    ``index_type``: ``flat`` (exact inner product), ``hnsw`` (graph, approximate) or ``ivfpq``
-    (compressed; trained once ``ivf_train_size`` places exist, exact search until then, and its
-    candidates are re-scored exactly so the scores returned are always true cosines).
+    ``index_type``: ``flat`` (exact inner product), ``hnsw`` (graph, approximate), ``ivfpq`` or
+    ``hnswpq`` (compressed: an inverted file or an HNSW graph over product-quantised codes;
+    trained once ``ivf_train_size`` places exist, exact search until then, and candidates are
+    re-scored exactly so the scores returned are always true cosines) or ``auto`` (flat,
+    switched once to HNSW-PQ sized for the dimension when the map reaches ``AUTO_FLAT_BELOW``
+    places; the choice and its reason are saved in the manifest). ``storage``: ``float32`` or
+    ``float16`` descriptor rows (see core/descriptor_store.py; read from the file after a load).
     """
 
     def __init__(
@@ -122,13 +135,16 @@ class PlaceMap:
         ivf_nprobe: int = 16,
         hnsw_ef_search: int = 128,
         hnsw_ef_construction: int = 40,
+        storage: str = "float32",
     ) -> None:
         if int(dim) <= 0:
             raise ValueError(f"dim must be positive, got {dim}")
-        if index_type not in INDEX_TYPES:
+        if index_type not in INDEX_REQUESTS:
             raise ValueError(
-                f"index_type must be one of {', '.join(INDEX_TYPES)}, got {index_type!r}"
+                f"index_type must be one of {', '.join(INDEX_REQUESTS)}, got {index_type!r}"
             )
+        if storage not in STORAGE_DTYPES:
+            raise ValueError(f"storage must be one of {sorted(STORAGE_DTYPES)}, got {storage!r}")
         if not model_id:
             raise ValueError("model_id must be a non-empty string")
         params = {
@@ -144,11 +160,13 @@ class PlaceMap:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if hnsw_m < 2 or hnsw_m > 512:
             raise ValueError(f"hnsw_m must be in 2..512, got {hnsw_m}")
-        if index_type == "ivfpq" and dim % pq_m:
-            raise ValueError(f"dim {dim} is not divisible by pq_m {pq_m} (needed by IVF-PQ)")
+        if index_type in PQ_TYPES and dim % pq_m:
+            raise ValueError(f"dim {dim} is not divisible by pq_m {pq_m} (needed by PQ)")
         self.dim = int(dim)
         self.model_id = str(model_id)
-        self.index_type = index_type
+        self.index_request = index_type
+        self.index_type = "flat" if index_type == "auto" else index_type
+        self.index_reason = "" if index_type != "auto" else str(choose_index(0, dim)["reason"])
         self.frame_id = _check_frame(frame_id)
         self.hnsw_m = int(hnsw_m)
         self.ivf_nlist = int(ivf_nlist)
@@ -159,7 +177,7 @@ class PlaceMap:
         self.tags: dict[str, str] = {}
         self.created = time.time()
         self._n = 0
-        self._desc = np.zeros((0, self.dim), dtype=np.float32)
+        self._store = DescriptorStore(self.dim, storage)
         self._stamps = np.zeros(0, dtype=np.float64)
         self._poses = np.zeros((0, 7), dtype=np.float64)
         self._has_pose = np.zeros(0, dtype=bool)
@@ -180,7 +198,9 @@ class PlaceMap:
     # ----------------------------------------------------------------- index
     @property
     def ivf_train_size(self) -> int:
-        """Places needed before the IVF-PQ index is trained (exact search until then)."""
+        """Places needed before a PQ index is trained (exact search until then)."""
+        if self.index_type == "hnswpq":
+            return _MIN_POINTS_PER_CENTROID * _PQ_CODES
         return _MIN_POINTS_PER_CENTROID * max(self.ivf_nlist, _PQ_CODES)
 
     def _new_index(self) -> faiss.Index:
@@ -188,6 +208,13 @@ class PlaceMap:
             return faiss.IndexFlatIP(self.dim)
         if self.index_type == "hnsw":
             index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = self.hnsw_ef_construction
+            index.hnsw.efSearch = self.hnsw_ef_search
+            return index
+        if self.index_type == "hnswpq":
+            index = faiss.IndexHNSWPQ(
+                self.dim, self.pq_m, self.hnsw_m, 8, faiss.METRIC_INNER_PRODUCT
+            )
             index.hnsw.efConstruction = self.hnsw_ef_construction
             index.hnsw.efSearch = self.hnsw_ef_search
             return index
@@ -205,36 +232,55 @@ class PlaceMap:
 
     def _index_add(self, start: int) -> None:
         """Bring the faiss index up to date with rows ``start:`` (training IVF-PQ when due)."""
-        if self.index_type == "ivfpq" and not self.index.is_trained:
+        if self.index_type in PQ_TYPES and not self.index.is_trained:
             if self._n < self.ivf_train_size:
                 return
-            sample = self._desc[: self._n]
-            cap = self.ivf_train_size  # k-means cost grows with points; a sample suffices
+            # k-means cost grows with points; a sample suffices
+            cap = max(self.ivf_train_size, _PQ_TRAIN_SAMPLE if self.index_type == "hnswpq" else 0)
             if self._n > cap:
                 pick = np.random.default_rng(0).choice(self._n, cap, replace=False)
-                sample = sample[np.sort(pick)]
+                sample = self._store.rows(np.sort(pick))
+            else:
+                sample = self._store.slice(0, self._n)
             self.index.train(sample)
             start = 0
-        self.index.add(self._desc[start : self._n])
+        for a in range(start, self._n, 65_536):  # float32 chunks of a float16/mmapped store
+            self.index.add(self._store.slice(a, min(self._n, a + 65_536)))
+
+    def _index_reason(self) -> str:
+        if self.index_request == "auto" and self.index_type == "flat":
+            return str(choose_index(self._n, self.dim)["reason"])
+        return self.index_reason or f"index_type {self.index_request} requested"
+
+    def _maybe_switch_index(self) -> None:
+        """``auto``: replace the flat index by IVF-PQ sized for the map once it is large."""
+        if self.index_request != "auto" or self.index_type != "flat" or self._n < AUTO_FLAT_BELOW:
+            return
+        choice = choose_index(self._n, self.dim)
+        self.index_type = str(choice["index_type"])
+        self.index_reason = str(choice["reason"])
+        for key in ("ivf_nlist", "pq_m", "ivf_nprobe", "hnsw_m", "hnsw_ef_search"):
+            if key in choice:
+                setattr(self, key, int(choice[key]))  # type: ignore[call-overload]
+        self.index = self._new_index()
+        self._index_add(0)
 
     # ----------------------------------------------------------------- adding
     def _grow(self, extra: int) -> None:
         need = self._n + extra
-        cap = len(self._desc)
+        cap = len(self._stamps)
         if need <= cap:
             return
         new_cap = max(need, 2 * cap, 64)
-        desc = np.zeros((new_cap, self.dim), dtype=np.float32)
-        desc[: self._n] = self._desc[: self._n]
         stamps = np.zeros(new_cap, dtype=np.float64)
         stamps[: self._n] = self._stamps[: self._n]
         poses = np.full((new_cap, 7), np.nan, dtype=np.float64)
         poses[: self._n] = self._poses[: self._n]
         has = np.zeros(new_cap, dtype=bool)
         has[: self._n] = self._has_pose[: self._n]
+        self._stamps, self._poses, self._has_pose = stamps, poses, has
         sess = np.zeros(new_cap, dtype=np.int32)
         sess[: self._n] = self._session[: self._n]
-        self._desc, self._stamps, self._poses, self._has_pose = desc, stamps, poses, has
         self._session = sess
 
     def _check_descriptors(self, x: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -300,8 +346,7 @@ class PlaceMap:
         start = self._n
         self._grow(n)
         end = start + n
-        self._desc[start:end] = x
-        self._desc[start:end] /= norms[:, None]  # in place: no second copy of a big batch
+        self._store.append(x / norms[:, None])
         self._stamps[start:end] = st
         self._session[start:end] = self.session_id
         for i, p in enumerate(vp):
@@ -313,7 +358,10 @@ class PlaceMap:
         prev = self._stamps[start - 1] if start else -math.inf
         self._monotone = self._monotone and bool(st[0] >= prev) and bool((np.diff(st) >= 0).all())
         self._n = end
-        self._index_add(start)
+        if self.index_request == "auto" and self.index_type == "flat" and end >= AUTO_FLAT_BELOW:
+            self._maybe_switch_index()
+        else:
+            self._index_add(start)
         return list(range(start, end))
 
     # ----------------------------------------------------------------- access
@@ -327,10 +375,20 @@ class PlaceMap:
 
     @property
     def descriptors(self) -> np.ndarray:
-        """(N, dim) float32 L2-normalised descriptors in id order (read-only view)."""
-        view = self._desc[: self._n]
+        """(N, dim) L2-normalised descriptors in id order (read-only; float16 with that storage,
+        memory-mapped after a load - use :meth:`descriptor_rows` for a few rows as float32)."""
+        view = self._store.full()[: self._n].view()
         view.flags.writeable = False
         return view
+
+    @property
+    def store(self) -> DescriptorStore:
+        """The descriptor rows (windowed/row access without materialising the whole map)."""
+        return self._store
+
+    def descriptor_rows(self, ids: Any) -> np.ndarray:
+        """Rows ``ids`` as float32 (reads only those rows of a memory-mapped map)."""
+        return self._store.rows(np.asarray(ids, dtype=np.int64))
 
     @property
     def stamps(self) -> np.ndarray:
@@ -442,7 +500,7 @@ class PlaceMap:
     def similarities(self, query: Any) -> np.ndarray:
         """(N,) exact cosine similarity of ``query`` to every place, in id order."""
         q = self._check_query(query)
-        return self._desc[: self._n] @ q
+        return self._store.dot(q, self._n)
 
     def _eligibility(
         self, exclude_last_n: int, exclude_after_stamp: float | None
@@ -459,7 +517,7 @@ class PlaceMap:
         return max(cutoff, 0), mask
 
     def _exact(self, q: np.ndarray, k: int, cutoff: int, mask: np.ndarray | None):
-        scores = self._desc[:cutoff] @ q
+        scores = self._store.dot(q, cutoff)
         if mask is not None:
             scores = np.where(mask[:cutoff], scores, -np.inf)
         k = min(k, cutoff)
@@ -473,9 +531,14 @@ class PlaceMap:
         k: int = 5,
         exclude_last_n: int = 0,
         exclude_after_stamp: float | None = None,
+        rescore: bool = True,
     ) -> list[tuple[int, float]]:
         """Best ``k`` (id, cosine) pairs, best first, skipping the newest ``exclude_last_n``
-        places and those stamped after ``exclude_after_stamp`` (e.g. to find loop closures)."""
+        places and those stamped after ``exclude_after_stamp`` (e.g. to find loop closures).
+
+        ``rescore=False``: with IVF-PQ, the index's own ranking and approximate scores (no exact
+        re-scoring pass) - for callers that compute exact similarities of the candidates anyway
+        (the shortlist sequence matcher)."""
         q = self._check_query(query)
         if self._n == 0 or k <= 0:
             return []
@@ -488,8 +551,9 @@ class PlaceMap:
         # Exact numpy when the index is not usable yet or most of the map is excluded anyway.
         if not self._index_ready() or k + excluded > self._n // 2:
             return self._exact(q, k, cutoff, mask)
-        refine = _IVF_REFINE if self.index_type == "ivfpq" else 1
-        fetch = (k + excluded) * refine
+        # IVF-PQ: fetch extra candidates for the exact re-scoring (enough for the first 5 ranks).
+        refine = _PQ_REFINE * min(k, 5) if self.index_type in PQ_TYPES and rescore else 0
+        fetch = k + excluded + refine
         while True:
             fetch = min(fetch, self._n)
             scores, ids = self._faiss_search(q, fetch)
@@ -498,22 +562,23 @@ class PlaceMap:
             if mask is not None:
                 keep &= mask[np.clip(ids, 0, self._n - 1)]
             scores, ids = scores[keep], ids[keep]
-            if len(ids) >= k * refine or exhausted:
+            if len(ids) >= k + refine or exhausted:
                 break
             fetch *= 2
         if len(ids) < k:  # the graph/IVF probes missed eligible places: stay correct
             return self._exact(q, k, cutoff, mask)
-        if self.index_type == "ivfpq":  # PQ scores are approximate: re-score with the floats
-            exact = self._desc[ids] @ q
+        if self.index_type in PQ_TYPES and rescore:  # PQ scores are approximate: re-score
+            exact = self._store.rows(ids) @ q
             order = np.argsort(-exact, kind="stable")[:k]
             return [(int(ids[i]), float(exact[i])) for i in order]
         return [(int(i), float(s)) for i, s in zip(ids[:k], scores[:k], strict=True)]
 
     def _faiss_search(self, q: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.index_type == "hnsw":
+        if self.index_type in ("hnsw", "hnswpq"):
             self.index.hnsw.efSearch = max(self.hnsw_ef_search, fetch)
         elif self.index_type == "ivfpq":
             self.index.nprobe = self.ivf_nprobe
+            self.index.parallel_mode = 1  # one query: its lists scanned by all threads
         scores, ids = self.index.search(q[None], fetch)
         return scores[0], ids[0]
 
@@ -524,6 +589,8 @@ class PlaceMap:
             "model_id": self.model_id,
             "dim": self.dim,
             "index_type": self.index_type,
+            "index_choice": {"requested": self.index_request, "reason": self._index_reason()},
+            "descriptor_storage": self._store.storage,
             "frame_id": self.frame_id,
             "count": self._n,
             "index_params": {
@@ -590,7 +657,7 @@ class PlaceMap:
         tmp.mkdir()
         meta = self._meta()
         faiss.write_index(self.index, str(tmp / "index.faiss"))
-        np.save(tmp / "descriptors.npy", np.ascontiguousarray(self._desc[: self._n]))
+        self._store.save(tmp / "descriptors.npy")
         self._write_sqlite(tmp / "places.sqlite", meta)
         names = list(FILES)
         if len(self.features):
@@ -655,13 +722,17 @@ class PlaceMap:
                 raise MapFormatError(f"map file missing: {f}")
             if sha256_file(f) != sums.get(name):
                 raise MapFormatError(f"map file {f} is corrupt: sha256 differs from {MANIFEST}")
-        params = meta.get("index_params") or {}
+        params = dict(meta.get("index_params") or {})
+        choice = meta.get("index_choice") or {}  # absent in maps saved before auto existed
+        request = choice.get("requested", meta["index_type"]) if isinstance(choice, dict) else None
         try:
             m = cls(dim, model_id, meta["index_type"], str(meta.get("frame_id") or "map"), **params)
+            if request not in INDEX_REQUESTS:
+                raise ValueError(f"index_choice.requested {request!r}")
         except (TypeError, ValueError) as exc:
             raise MapFormatError(f"{src / MANIFEST}: bad index settings: {exc}") from exc
         count = meta["count"]
-        desc = _load_descriptors(src / "descriptors.npy", count, dim)
+        store = _load_descriptors(src / "descriptors.npy", count, dim)
         stamps, poses, has_pose, texts, sessions, frames = _read_places(
             src / "places.sqlite", count, m.frame_id
         )
@@ -672,13 +743,15 @@ class PlaceMap:
         if index.d != dim:
             raise MapFormatError(f"{src / 'index.faiss'}: index dim {index.d} != map dim {dim}")
         _check_index_kind(index, m, src / "index.faiss")
-        expected_total = 0 if m.index_type == "ivfpq" and not index.is_trained else count
+        expected_total = 0 if m.index_type in PQ_TYPES and not index.is_trained else count
         if index.ntotal != expected_total:
             raise MapFormatError(
                 f"{src / 'index.faiss'}: index holds {index.ntotal} vectors, map has {count} places"
             )
         m._n = count
-        m._desc, m._stamps, m._poses, m._has_pose = desc, stamps, poses, has_pose
+        m._store, m._stamps, m._poses, m._has_pose = store, stamps, poses, has_pose
+        m.index_request = str(request)
+        m.index_reason = str(choice.get("reason", "")) if isinstance(choice, dict) else ""
         m._session = sessions
         m._text = texts
         m._frames = frames
@@ -686,7 +759,7 @@ class PlaceMap:
         m.index = index
         m.tags = {str(k): str(v) for k, v in (meta.get("tags") or {}).items()}
         m.created = float(meta.get("created", time.time()))
-        if m.index_type == "ivfpq" and not index.is_trained:
+        if m.index_type in PQ_TYPES and not index.is_trained:
             m._index_add(0)  # settings may allow training now
         if FEATURES_FILE in sums:
             f = src / FEATURES_FILE
@@ -834,7 +907,12 @@ def _recover(final: Path) -> Path | None:
 
 def _check_index_kind(index: Any, m: PlaceMap, path: Path) -> None:
     """The manifest's index_type and parameters must describe the index file actually stored."""
-    kinds = {"flat": faiss.IndexFlat, "hnsw": faiss.IndexHNSW, "ivfpq": faiss.IndexIVFPQ}
+    kinds = {
+        "flat": faiss.IndexFlat,
+        "hnsw": faiss.IndexHNSWFlat,
+        "ivfpq": faiss.IndexIVFPQ,
+        "hnswpq": faiss.IndexHNSWPQ,
+    }
     actual = type(index).__name__
     if not isinstance(index, kinds[m.index_type]):
         raise MapFormatError(
@@ -842,11 +920,13 @@ def _check_index_kind(index: Any, m: PlaceMap, path: Path) -> None:
         )
     if index.metric_type != faiss.METRIC_INNER_PRODUCT:
         raise MapFormatError(f"{path}: the index does not use inner-product (cosine) search")
-    if m.index_type == "hnsw" and index.hnsw.nb_neighbors(0) != 2 * m.hnsw_m:
+    if m.index_type in ("hnsw", "hnswpq") and index.hnsw.nb_neighbors(0) != 2 * m.hnsw_m:
         raise MapFormatError(
             f"{path}: manifest hnsw_m {m.hnsw_m} does not match the stored HNSW graph "
             f"(M = {index.hnsw.nb_neighbors(0) // 2})"
         )
+    if m.index_type == "hnswpq" and m.pq_m != faiss.downcast_index(index.storage).pq.M:
+        raise MapFormatError(f"{path}: manifest pq_m {m.pq_m} does not match the stored index")
     if m.index_type == "ivfpq" and (index.nlist != m.ivf_nlist or m.pq_m != index.pq.M):
         raise MapFormatError(
             f"{path}: manifest ivf_nlist/pq_m {m.ivf_nlist}/{m.pq_m} do not match the stored "
@@ -876,18 +956,12 @@ def _read_manifest(src: Path) -> dict[str, Any]:
     return meta
 
 
-def _load_descriptors(path: Path, count: int, dim: int) -> np.ndarray:
+def _load_descriptors(path: Path, count: int, dim: int) -> DescriptorStore:
+    """float32 (every map so far) or float16 rows; large files stay memory-mapped."""
     try:
-        desc = np.load(path, allow_pickle=False)
+        return DescriptorStore.load(path, count, dim)
     except (ValueError, OSError, EOFError) as exc:
         raise MapFormatError(f"cannot read descriptors {path}: {exc}") from exc
-    if desc.dtype != np.float32 or desc.shape != (count, dim):
-        raise MapFormatError(
-            f"{path}: descriptors are {desc.dtype}{desc.shape}, expected float32({count}, {dim})"
-        )
-    if not np.isfinite(desc).all():
-        raise MapFormatError(f"{path}: descriptors contain NaN/inf")
-    return np.ascontiguousarray(desc)
 
 
 def _read_places(path: Path, count: int, map_frame: str):

@@ -92,7 +92,12 @@ PARAMS = [
     ),
     Param("load_on_start", True, "Load map_path at start-up when it holds a map"),
     Param("save_on_shutdown", False, "Save the map to map_path when the node shuts down"),
-    Param("index_type", "flat", "faiss index of a new map: flat (exact), hnsw or ivfpq"),
+    Param(
+        "index_type",
+        "auto",
+        "faiss index of a new map: auto (flat below 50k places, then HNSW over PQ codes; see "
+        "docs/scale.md), flat (exact), hnsw, ivfpq or hnswpq",
+    ),
     Param(
         "pose_source",
         "odom",
@@ -235,6 +240,11 @@ LC_HELP = {
     "contrast_window": "Map-side contrast normalisation radius [places]",
     "query_window": "Query-side normalisation window [keyframes] (0 = off)",
     "std_floor": "Floor of the local standard deviation, relative to the column's spread",
+    "sequence_search": "Where sequences are scored: full (every eligible place), shortlist (near "
+    "the index's candidates; docs/scale.md) or auto (shortlist from shortlist_min_places places)",
+    "shortlist_min_places": "Eligible places from which sequence_search auto scores shortlists",
+    "shortlist_candidates": "Places retrieved per keyframe whose neighbourhoods the shortlist "
+    "scores",
     "min_score": "Single-frame cosine the match must reach",
     "min_sequence_score": "Sequence score (mean normalised similarity) the match must reach",
     "min_confidence": "Margin of the best sequence over the best elsewhere the match must reach",

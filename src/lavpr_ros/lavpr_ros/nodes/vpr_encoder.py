@@ -1,9 +1,12 @@
 """vpr_encoder: camera images in, global place descriptors out (vpr/descriptor).
 
-Only the newest frames are encoded: incoming frames wait in a small bounded buffer, frames older
-than ``max_frame_age_s`` behind the newest are dropped (and counted), and when several frames are
-pending they are encoded together as one micro-batch. Encoding runs on a worker thread so the
-executor keeps receiving while a batch is in the model.
+Only the newest frames are encoded: on a live camera at most ``live_queue`` frames wait (default
+1: the newest; an image then waits at most one encode before its own, which bounds image ->
+descriptor latency when the camera is faster than the encoder), older ones are dropped and
+counted, as are frames older than ``max_frame_age_s`` behind the newest; several pending frames
+are encoded together as one micro-batch of up to ``max_batch``. Lossless replays queue every
+frame. Encoding runs on a worker thread so the executor keeps receiving while a batch is in the
+model.
 """
 
 from __future__ import annotations
@@ -73,6 +76,14 @@ PARAMS = [
     ),
     Param("max_batch", 4, "Most frames encoded together when the encoder falls behind"),
     Param(
+        "live_queue",
+        1,
+        "Frames waiting for the encoder on a live camera (the newest; older ones are dropped and "
+        "counted): 1 bounds image->descriptor latency to about two encodes; more keeps more "
+        "frames (encoded as micro-batches) at the cost of latency. Lossless replays "
+        "(reliable_input with max_frame_age_s <= 0) queue every frame",
+    ),
+    Param(
         "max_image_pixels",
         DEFAULT_MAX_PIXELS,
         "Images with more pixels are refused from their header, before decoding (a small PNG "
@@ -107,11 +118,11 @@ class VprEncoderNode(ManagedNode):
         self.failure = ""  # why the last configure failed
         self.max_batch = max(1, int(self.p["max_batch"]))
         self.max_pixels = int(self.p["max_image_pixels"])
-        # Live: only the newest max_batch frames wait. Lossless replays (reliable_input and
+        # Live: only the newest live_queue frames wait. Lossless replays (reliable_input and
         # max_frame_age_s <= 0: "keep every frame") queue them all; the encoder catches up.
         lossless = bool(self.p["reliable_input"]) and float(self.p["max_frame_age_s"]) <= 0
         self._pending: collections.deque[_Frame] = collections.deque(
-            maxlen=None if lossless else self.max_batch
+            maxlen=None if lossless else max(1, int(self.p["live_queue"]))
         )
         self._cv = threading.Condition()
         self._stop = False

@@ -1,0 +1,253 @@
+"""Descriptor storage for large maps: float16 or float32 rows, read from the map file after a load.
+
+A 1M-place map at 1280-d is 5.1 GB as float32 and 2.6 GB as float16 (6.7 GB at the default
+encoder's 3328-d) - more than a small robot computer keeps in RAM. The faiss index holds
+compressed codes (IVF-PQ) for the search itself; the full descriptors are only needed to
+re-score a shortlist exactly and for sequence matching over local windows, so after a load they
+stay in the saved ``.npy`` and the rows a frame needs are read with ``pread`` (runs of
+consecutive rows in one call each). A memory map would serve the same rows, but every page it
+ever touched stays in the process's resident set (2.5 GB after a few hundred random queries at
+1M places); reads leave them in the kernel's page cache, which is shared and reclaimable. New
+places go to a small in-RAM tail.
+
+Old maps (a float32 ``descriptors.npy``) load unchanged; ``storage="float16"`` halves the file
+(cosine error < 1e-3 on unit vectors).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+STORAGE_DTYPES = {"float32": np.float32, "float16": np.float16}
+# Auto index choice: exact search is cheapest (and exact) for small maps; above this many places
+# HNSW-PQ with exact re-scoring keeps per-frame search nearly flat and the index small.
+AUTO_FLAT_BELOW = 50_000
+_RAM_BELOW_BYTES = 256 * 2**20  # smaller maps load into RAM as float32 (BLAS-speed scans)
+_CHUNK = 65_536  # rows converted to float32 per step in full scans (bounds temporary memory)
+
+
+def choose_index(n: int, dim: int) -> dict[str, object]:
+    """Index settings for a map of ``n`` places at ``dim``: why flat or IVF-PQ, with parameters.
+
+    Above ``AUTO_FLAT_BELOW`` places: IVF-PQ with 1024 lists and ~16 dims per sub-quantiser
+    (208 B/place at 3328-d), nprobe 64, candidates re-scored exactly. Measured on the default
+    encoder's descriptors (docs/scale.md): coarser PQ (~20-52 dims per sub-quantiser) ranks too
+    poorly to re-score shallowly; an HNSW graph over PQ codes is fast (1.2 ms) with recall@5
+    0.958 at 100k but its graph, built on PQ distances, falls to 0.64 at 1M; a plain HNSW keeps
+    float vectors (13 GB at 1M x 3328-d). 1024 lists are trained once, at the switch, on ~40k
+    places, and serve up to a few million.
+    """
+    if n < AUTO_FLAT_BELOW:
+        return {
+            "index_type": "flat",
+            "reason": f"{n} places < {AUTO_FLAT_BELOW}: exact search is fast enough",
+        }
+    return {
+        "index_type": "ivfpq",
+        # 1024 lists (or fewer while the map is too small to train them on ~39 places each)
+        "ivf_nlist": int(min(1024, 2 ** int(math.log2(max(n // 39, 1))))),
+        "pq_m": int(_pq_m_for(dim)),
+        "ivf_nprobe": 64,
+        "reason": f"{n} places >= {AUTO_FLAT_BELOW}: IVF-PQ, exact re-scoring of candidates",
+    }
+
+
+def _pq_m_for(dim: int) -> int:
+    """Sub-quantisers: ~16 dims each (208 for 3328-d, 80 for 1280-d, 32 for 512-d), dividing
+    ``dim`` (the nearest divisor, preferring more sub-quantisers)."""
+    target = max(1, dim // 16)
+    return min((m for m in range(1, dim + 1) if dim % m == 0), key=lambda m: (abs(m - target), -m))
+
+
+class DescriptorStore:
+    """Rows ``0..len-1``: a read-only (memory-mapped) base followed by an in-RAM growable tail."""
+
+    def __init__(self, dim: int, storage: str = "float32") -> None:
+        if storage not in STORAGE_DTYPES:
+            raise ValueError(f"storage must be one of {sorted(STORAGE_DTYPES)}, got {storage!r}")
+        self.dim = int(dim)
+        self.storage = storage
+        self.dtype = np.dtype(STORAGE_DTYPES[storage])
+        self._base = np.zeros((0, self.dim), dtype=self.dtype)
+        self._tail = np.zeros((0, self.dim), dtype=self.dtype)
+        self._n_tail = 0
+        # A loaded large map: rows 0..len(_base)-1 are read from this file (data at _offset).
+        self._fd: int | None = None
+        self._offset = 0
+        self._path: Path | None = None
+        self._file_rows = 0
+
+    def __len__(self) -> int:
+        return self._nb + self._n_tail
+
+    @property
+    def _nb(self) -> int:
+        return self._file_rows if self._fd is not None else len(self._base)
+
+    @property
+    def memory_mapped(self) -> bool:
+        """True when the base rows stay in the map file (read on demand, not held in RAM)."""
+        return self._fd is not None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+    # ------------------------------------------------------------------ writing
+    def append(self, rows: np.ndarray) -> None:
+        """Append L2-normalised float32 rows (converted to the storage dtype)."""
+        need = self._n_tail + len(rows)
+        if need > len(self._tail):
+            grown = np.zeros((max(need, 2 * len(self._tail), 64), self.dim), dtype=self.dtype)
+            grown[: self._n_tail] = self._tail[: self._n_tail]
+            self._tail = grown
+        self._tail[self._n_tail : need] = rows
+        self._n_tail = need
+
+    def save(self, path: Path) -> None:
+        """Write all rows as one ``.npy`` in the storage dtype (streamed, no full copy)."""
+        n = len(self)
+        with open(path, "wb") as fh:
+            np.lib.format.write_array_header_1_0(
+                fh, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                     "shape": (n, self.dim)}
+            )  # fmt: skip
+            for a, b in _chunks(n):
+                fh.write(np.ascontiguousarray(self.slice(a, b), dtype=self.dtype).tobytes())
+
+    @classmethod
+    def load(cls, path: Path, count: int, dim: int, mmap: bool = True) -> DescriptorStore:
+        """Open a saved ``.npy`` (float32 or float16); ValueError names what is wrong with it."""
+        with open(path, "rb") as fh:
+            major, _ = np.lib.format.read_magic(fh)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if major == 1
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(fh)
+            offset = fh.tell()
+            storage = next((k for k, v in STORAGE_DTYPES.items() if np.dtype(v) == dtype), None)
+            if storage is None or fortran or shape != (count, dim):
+                raise ValueError(
+                    f"descriptors are {dtype}{shape}, expected float32 or float16 ({count}, {dim})"
+                )
+            # NaN check with plain reads, chunk by chunk: touching a memory map would count the
+            # whole file in this process's resident memory.
+            for a, b in _chunks(count):
+                chunk = np.fromfile(fh, dtype=dtype, count=(b - a) * dim)
+                if len(chunk) != (b - a) * dim:
+                    raise ValueError(f"descriptors file is truncated at row {a}")
+                if not np.isfinite(chunk).all():
+                    raise ValueError("descriptors contain NaN/inf")
+        store = cls(dim, storage)
+        if not mmap or count * dim * 4 < _RAM_BELOW_BYTES:
+            # Small maps: float32 in RAM (fast BLAS scans).
+            arr = np.load(path, allow_pickle=False)
+            store._base = np.asarray(arr, dtype=np.float32)
+            return store
+        store._fd = os.open(path, os.O_RDONLY)
+        store._offset = offset
+        store._path = Path(path)
+        store._file_rows = count
+        return store
+
+    # ------------------------------------------------------------------ reading
+    def _read(self, a: int, b: int) -> np.ndarray:
+        """File rows ``a:b`` in the storage dtype (one pread)."""
+        row = self.dim * self.dtype.itemsize
+        buf = os.pread(self._fd, (b - a) * row, self._offset + a * row)  # type: ignore[arg-type]
+        if len(buf) != (b - a) * row:
+            raise OSError(f"descriptors file {self._path} is shorter than its {self._nb} rows")
+        return np.frombuffer(buf, dtype=self.dtype).reshape(b - a, self.dim)
+
+    def _base_rows(self, ids: np.ndarray) -> np.ndarray:
+        """Base rows ``ids`` (sorted, unique) in the storage dtype: one read per run of
+        consecutive ids (sequence windows are runs, so a frame needs few reads)."""
+        if self._fd is None:
+            return self._base[ids]
+        out = np.empty((len(ids), self.dim), dtype=self.dtype)
+        if not len(ids):
+            return out
+        breaks = np.flatnonzero(np.diff(ids) != 1) + 1
+        starts = np.concatenate(([0], breaks))
+        ends = np.concatenate((breaks, [len(ids)]))
+        for s0, e0 in zip(starts.tolist(), ends.tolist(), strict=True):
+            a = int(ids[s0])
+            out[s0:e0] = self._read(a, a + (e0 - s0))
+        return out
+
+    def slice(self, a: int, b: int, native: bool = False) -> np.ndarray:
+        """Rows ``a:b`` as float32 (or the storage dtype with ``native``)."""
+        nb = self._nb
+
+        def base(x: int, y: int) -> np.ndarray:
+            return self._read(x, y) if self._fd is not None else self._base[x:y]
+
+        if b <= nb:
+            out = base(a, b)
+        elif a >= nb:
+            out = self._tail[a - nb : b - nb]
+        else:
+            out = np.concatenate((base(a, nb), self._tail[: b - nb]))
+        return out if native else np.asarray(out, dtype=np.float32)
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """Rows ``ids`` (any order, repeats allowed) as float32."""
+        ids = np.asarray(ids, dtype=np.int64)
+        nb = self._nb
+        out = np.empty((len(ids), self.dim), dtype=np.float32)
+        in_base = ids < nb
+        if in_base.all() and (len(ids) < 2 or bool((np.diff(ids) > 0).all())):
+            return np.asarray(self._base_rows(ids), dtype=np.float32)  # sorted: one gather
+        if in_base.any():
+            uniq, inverse = np.unique(ids[in_base], return_inverse=True)
+            out[in_base] = np.asarray(self._base_rows(uniq), dtype=np.float32)[inverse]
+        if (~in_base).any():
+            out[~in_base] = self._tail[ids[~in_base] - nb]
+        return out
+
+    def dot(self, q: np.ndarray, stop: int | None = None) -> np.ndarray:
+        """(stop,) inner products of rows ``0:stop`` with ``q`` (float32), chunked for float16."""
+        stop = len(self) if stop is None else int(stop)
+        if self._base.dtype == np.float32 and self._fd is None and stop <= len(self._base):
+            return self._base[:stop] @ q
+        out = np.empty(stop, dtype=np.float32)
+        for a, b in _chunks(stop):
+            out[a:b] = self.slice(a, b) @ q
+        return out
+
+    def window_dot(self, queries: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """(len(queries), hi - lo) inner products of rows ``lo:hi`` with each query row."""
+        return queries @ self.slice(lo, hi).T
+
+    def full(self) -> np.ndarray:
+        """All rows as one array in the storage dtype (a read-only memory map of a loaded large
+        map's file when nothing was appended: whole-map consumers page it in themselves)."""
+        if self._fd is not None:
+            base = np.memmap(
+                self._path, dtype=self.dtype, mode="r", offset=self._offset,
+                shape=(self._file_rows, self.dim),
+            )  # fmt: skip
+        else:
+            base = self._base
+        if self._n_tail == 0 and base.dtype == self.dtype:
+            return base
+        if len(base) == 0:
+            return self._tail[: self._n_tail]
+        return np.concatenate((base.astype(self.dtype), self._tail[: self._n_tail]))
+
+
+def _chunks(n: int, size: int = _CHUNK):
+    for a in range(0, n, size):
+        yield a, min(n, a + size)

@@ -1,0 +1,314 @@
+"""Sequence matching over shortlists: the SequenceMatcher's scores, computed only where they matter.
+
+The full matcher (core/sequence.py) normalises and scores one similarity column over *every*
+eligible place per frame: O(N) per frame, ~110 ms at 1M places. A trajectory can only score high
+where its frames' similarities are high, so this matcher scores only the trajectories ending
+near (a) the top-K places retrieved by the map's index for each of the last L frames, carried
+forward along each searched velocity, and (b) the previous frame's best-scoring end places (its
+match and runners-up: a high-scoring sequence keeps scoring high one place further on). For
+those end places it recomputes the full matcher's normalised values exactly from the stored
+descriptors: map-side z-scores over the same ±``contrast_window`` neighbours (clipped at the
+same column ends), the same global-std floor (from running first and second moments of the
+map's rows, so no pass over the map per frame), and the query-side z-score over the same frames.
+
+What can differ: the runner-up. Local contrast normalisation lifts places that stand out from
+their neighbours even at a low raw cosine (on Nordland a full-matcher runner-up ranked 683rd
+of 3576 by cosine), and no index candidate points there; the shortlist's runner-up is then
+lower, so the confidence is higher. The best match and its score are the same whenever the best
+trajectory passes the candidates; with an approximate index the candidates can differ too.
+Measured on Nordland/Corridor in docs/scale.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .descriptor_store import DescriptorStore
+from .sequence import SequenceMatcher, SequenceResult
+
+_EPS = 1e-12
+
+
+@dataclass
+class _Frame:
+    query: np.ndarray  # (dim,) float32, unit norm
+    n: int  # eligible places when the frame arrived (its column length)
+    std: float  # global std of its similarity column (for the std floor)
+    candidates: np.ndarray  # ids retrieved for it (int64)
+
+
+class ColumnMoments:
+    """Running sum and second-moment matrix of the map's first ``m`` rows, so the mean and std
+    of q's similarity to every place is q.s/m and q^T C q/m - mean^2 (O(dim^2), not O(N)).
+
+    Exact as places arrive one by one: new rows wait in a small pending block whose terms are
+    added directly ((q.x)^2 per row) and are folded into C ``fold_rows`` at a time (a rank-1
+    update of a 3328 x 3328 matrix per keyframe cost ~60 ms; a batched one is amortised to
+    < 1 ms). A jump of more than ``exact_rows`` rows at once (a large map just loaded) is
+    summarised from an evenly strided sample of ~``exact_rows`` rows, so starting on a 1M-place
+    map costs seconds instead of a minute (the std floor then differs from the exact one by well
+    under 1 %)."""
+
+    exact_rows = 100_000
+    fold_rows = 512
+
+    def __init__(self, dim: int) -> None:
+        self.m = 0
+        self.s = np.zeros(dim, dtype=np.float64)
+        self.c = np.zeros((dim, dim), dtype=np.float32)
+        self._pending = np.zeros((0, dim), dtype=np.float32)
+
+    def advance(self, store: DescriptorStore, n: int) -> None:
+        if n < self.m:  # eligibility shrank (non-monotone stamps): start over
+            self.__init__(len(self.s))  # type: ignore[misc]
+        if n - self.m <= self.fold_rows:  # the usual case: a keyframe or a few
+            if n > self.m:
+                x = store.rows(np.arange(self.m, n))
+                self.s += x.astype(np.float64).sum(axis=0)
+                self._pending = np.concatenate((self._pending, x))
+                self.m = n
+            if len(self._pending) >= self.fold_rows:
+                self.c += self._pending.T @ self._pending
+                self._pending = self._pending[:0]
+            return
+        stride = max(1, -(-(n - self.m) // self.exact_rows))
+        for a in range(self.m, n, 16_384 * stride):
+            b = min(n, a + 16_384 * stride)
+            x = store.rows(np.arange(a, b, stride))
+            self.s += stride * x.astype(np.float64).sum(axis=0)
+            self.c += np.float32(stride) * (x.T @ x)
+        self.m = max(self.m, n)
+
+    def std(self, q: np.ndarray) -> float:
+        if self.m == 0:
+            return 0.0
+        q32 = np.asarray(q, dtype=np.float32)
+        mean = float(q32.astype(np.float64) @ self.s) / self.m
+        second = float(q32 @ (self.c @ q32))
+        if len(self._pending):
+            second += float(np.sum((self._pending @ q32).astype(np.float64) ** 2))
+        return math.sqrt(max(second / self.m - mean * mean, 0.0))
+
+
+class ShortlistSequenceMatcher:
+    """Same parameters and results as :class:`SequenceMatcher`, fed with query descriptors.
+
+    ``radius``: end places scored either side of every candidate and carried-forward place.
+    ``result.scores`` is full length with ``-inf`` outside the shortlist.
+    """
+
+    def __init__(self, matcher: SequenceMatcher, store: DescriptorStore, radius: int | None = None):
+        self.p = matcher  # parameters (and offsets) only; its state is not used
+        self.store = store
+        self.radius = int(matcher.contrast_window if radius is None else radius)
+        self.carry = 10  # candidates of each earlier frame carried forward along the velocities
+        self.peaks = 64  # best end places of a frame carried to the next as shortlist centres
+        self.moments = ColumnMoments(store.dim)
+        self.reset()
+
+    def reset(self) -> None:
+        keep = self.p.length + max(self.p.query_window, 1) - 1
+        self.frames: deque[_Frame] = deque(maxlen=keep)
+        self.prev_index: int | None = None
+        self.prev_peaks = np.zeros(0, dtype=np.int64)
+        self.last_shortlist_size = 0
+        # Rows scored last frame, their float32 descriptors and similarity to every kept frame:
+        # consecutive shortlists overlap, so a frame fetches and multiplies only the new rows.
+        # Slots in growable buffers (appends are O(new rows)); similarity columns are a ring
+        # indexed by frame number, so a new frame writes one column instead of shifting all.
+        self._n_slots = 0
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._rows = np.zeros((0, self.store.dim), dtype=np.float32)
+        self._sims = np.zeros((0, self.frames.maxlen or 1))
+        self._frame_no = -1
+
+    def record(self, query: np.ndarray, n: int, candidates: np.ndarray, std: float) -> None:
+        """Remember a frame matched elsewhere (by the full matcher) so a later switch is exact."""
+        self.frames.append(_Frame(query, int(n), float(std), np.asarray(candidates, np.int64)))
+        self._frame_no += 1
+        k = self._n_slots
+        if k:
+            slot = self._frame_no % self._sims.shape[1]
+            self._sims[:k, slot] = self._rows[:k] @ query
+
+    def _columns(self) -> np.ndarray:
+        """Ring columns of the kept frames, oldest first."""
+        g = len(self.frames)
+        return (self._frame_no - g + 1 + np.arange(g)) % self._sims.shape[1]
+
+    def newest_sims(self, ids: np.ndarray) -> np.ndarray:
+        """Exact cosines of the newest frame to places ``ids`` (from the row cache: the
+        candidates of :meth:`update` are in it already)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(ids) or not self.frames:
+            return np.zeros(len(ids))
+        uniq, inverse = np.unique(ids, return_inverse=True)
+        q = np.stack([f.query for f in self.frames])
+        return self._cached_sims(uniq, q, compact=False)[-1][inverse]
+
+    def _cached_sims(self, rows: np.ndarray, q: np.ndarray, compact: bool = True) -> np.ndarray:
+        """(G, len(rows)) similarities of the kept frames' queries ``q`` to places ``rows``."""
+        k = self._n_slots
+        if compact and k > 2 * max(len(rows), 1024):  # now and then: keep what this frame uses
+            keep = np.flatnonzero(np.isin(self._ids[:k], rows, assume_unique=True))
+            m = len(keep)
+            self._ids[:m], self._rows[:m], self._sims[:m] = (
+                self._ids[keep],
+                self._rows[keep],
+                self._sims[keep],
+            )
+            self._n_slots = k = m
+        order = np.argsort(self._ids[:k], kind="stable")
+        sorted_ids = self._ids[:k][order]
+        pos = np.minimum(np.searchsorted(sorted_ids, rows), max(k - 1, 0))
+        found = (sorted_ids[pos] == rows) if k else np.zeros(len(rows), dtype=bool)
+        slots = np.empty(len(rows), dtype=np.int64)
+        slots[found] = order[pos[found]]
+        missing = rows[~found]
+        cols = self._columns()
+        if len(missing):
+            need = k + len(missing)
+            if need > len(self._ids):  # grow the buffers (doubling)
+                cap = max(need, 2 * len(self._ids), 1024)
+                ids = np.zeros(cap, dtype=np.int64)
+                buf = np.zeros((cap, self.store.dim), dtype=np.float32)
+                sims = np.zeros((cap, self._sims.shape[1]))
+                ids[:k], buf[:k], sims[:k] = self._ids[:k], self._rows[:k], self._sims[:k]
+                self._ids, self._rows, self._sims = ids, buf, sims
+            self._ids[k:need] = missing
+            self._rows[k:need] = self.store.rows(missing)
+            self._sims[k:need][:, cols] = self._rows[k:need] @ q.T
+            slots[~found] = np.arange(k, need)
+            self._n_slots = need
+        return self._sims[slots][:, cols].T
+
+    def update(self, query: np.ndarray, n: int, candidates: np.ndarray) -> SequenceResult | None:
+        """One frame: its unit descriptor, the eligible-place count and its retrieved ids."""
+        self.moments.advance(self.store, n)
+        self.record(query, n, candidates, self.moments.std(query))
+        used = min(len(self.frames), self.p.length)
+        if n == 0 or used < self.p.min_length:
+            return None
+        ends = self._ends(n, used)
+        self.last_shortlist_size = len(ends)
+        return self._score(ends, n, used)
+
+    # --------------------------------------------------------------- shortlist
+    def _ends(self, n: int, used: int) -> np.ndarray:
+        frames = list(self.frames)[::-1]  # frames[k]: k frames back
+        offs = np.unique(self.p._offsets[:, :used], axis=0)
+        starts = [frames[0].candidates]
+        for k in range(1, used):
+            c = frames[k].candidates[: self.carry]
+            if len(c):
+                starts.append((c[:, None] + np.unique(offs[:, k])[None, :]).ravel())
+        if self.prev_index is not None:
+            starts.append(self.prev_index + np.arange(3))
+        if len(self.prev_peaks):  # last frame's best-scoring ends (the runners-up live on)
+            starts.append((self.prev_peaks[:, None] + np.arange(3)[None, :]).ravel())
+        if not starts:
+            return np.zeros(0, dtype=np.int64)
+        centre = np.unique(np.concatenate(starts))
+        span = np.arange(-self.radius, self.radius + 1)
+        ends = np.unique((centre[:, None] + span[None, :]).ravel())
+        return ends[(ends >= 0) & (ends < n)]
+
+    # --------------------------------------------------------------- scoring
+    def _score(self, ends: np.ndarray, n: int, used: int) -> SequenceResult:
+        p = self.p
+        frames = list(self.frames)  # oldest first; the newest is frames[-1]
+        offs = p._offsets[:, :used]  # (V, used)
+        # Places each scored frame contributes from: j = end - offset.
+        need = np.unique((ends[None, None, :] - offs[:, :, None]).ravel())
+        need = need[need >= 0]
+        vals = self._normalised(frames, need, used)  # (used, len(need)); 0 where missing
+        best = np.full(len(ends), -np.inf)
+        best_v = np.zeros(len(ends), dtype=np.int64)
+        for vi in range(len(p.velocities)):
+            acc = np.zeros(len(ends))
+            for k in range(used):
+                j = ends - offs[vi, k]
+                ok = j >= 0
+                pos = np.searchsorted(need, j[ok])
+                acc[ok] += vals[used - 1 - k, pos]
+            better = acc > best
+            best = np.where(better, acc, best)
+            best_v[better] = vi
+        sc = best / used
+        i = int(np.argmax(sc))
+        index = int(ends[i])
+        outside = (ends < index - p.exclusion_window) | (ends > index + p.exclusion_window)
+        score = float(sc[i])
+        if outside.any():
+            second = float(sc[outside].max())
+            confidence = score - second
+        else:
+            second, confidence = -math.inf, 0.0
+        self.prev_index = index
+        self.prev_peaks = ends[np.argsort(-sc, kind="stable")[: self.peaks]]
+        full = np.full(n, -np.inf, dtype=np.float32)
+        full[ends] = sc
+        return SequenceResult(
+            index=index,
+            score=score,
+            second_score=second,
+            confidence=confidence,
+            velocity=p.velocities[int(best_v[i])],
+            length_used=used,
+            scores=full,
+        )
+
+    def _normalised(self, frames: list[_Frame], need: np.ndarray, used: int) -> np.ndarray:
+        """Normalised similarity of the last ``used`` frames to places ``need`` (sorted), as the
+        full matcher's columns hold them; 0 where the place was not eligible for that frame."""
+        p = self.p
+        r = p.contrast_window if p.contrast_normalise else 0
+        nmax = max(f.n for f in frames)
+        span = np.arange(-r, r + 1)
+        rows = np.unique((need[:, None] + span[None, :]).ravel())
+        rows = rows[(rows >= 0) & (rows < nmax)]
+        q = np.stack([f.query for f in frames])
+        sims = self._cached_sims(rows, q)  # (G, len(rows))
+        g_count = len(frames)
+        z = np.zeros((g_count, len(need)))
+        valid = np.zeros((g_count, len(need)), dtype=bool)
+        pos_need = np.searchsorted(rows, need)
+        c1 = np.concatenate((np.zeros((g_count, 1)), np.cumsum(sims, axis=1)), axis=1)
+        c2 = np.concatenate((np.zeros((g_count, 1)), np.cumsum(sims * sims, axis=1)), axis=1)
+        for g, f in enumerate(frames):
+            ok = need < f.n
+            valid[g] = ok
+            if not p.contrast_normalise:
+                z[g, ok] = sims[g, pos_need[ok]]
+                continue
+            j = need[ok]
+            lo = np.maximum(j - r, 0)
+            hi = np.minimum(j + r + 1, f.n)
+            a = np.searchsorted(rows, lo)
+            b = a + (hi - lo)
+            cnt = hi - lo
+            mean = (c1[g, b] - c1[g, a]) / cnt
+            var = np.maximum((c2[g, b] - c2[g, a]) / cnt - mean * mean, 0.0)
+            floor = p.std_floor * f.std
+            z[g, ok] = (sims[g, pos_need[ok]] - mean) / np.sqrt(var + floor * floor + _EPS)
+        out = np.zeros((used, len(need)))
+        qwin = p.query_window if p.contrast_normalise else 0
+        for u in range(used):
+            g = g_count - used + u
+            if qwin <= 1:
+                out[u] = np.where(valid[g], z[g], 0.0)
+                continue
+            lo = max(0, g - qwin + 1)
+            w, wv = z[lo : g + 1], valid[lo : g + 1]
+            cnt = wv.sum(axis=0)
+            s1 = np.where(wv, w, 0.0).sum(axis=0)
+            s2 = np.where(wv, w * w, 0.0).sum(axis=0)
+            mean = s1 / np.maximum(cnt, 1)
+            var = np.maximum(s2 / np.maximum(cnt, 1) - mean * mean, 0.0)
+            qz = (z[g] - mean) / np.sqrt(var + p.std_floor**2 + _EPS)
+            out[u] = np.where(valid[g], np.where(cnt >= 2, qz, z[g]), 0.0)
+        return out

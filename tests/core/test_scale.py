@@ -1,0 +1,245 @@
+"""City-scale mechanics: shortlist sequence matching == full matching on real sequences, the auto
+index choice (recorded in the manifest), float16/memory-mapped storage, old-format maps, and the
+recall of the chosen index on real (augmented) Nordland descriptors."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from lavpr_ros.core import descriptor_store, place_map
+from lavpr_ros.core.datasets import corridor, nordland
+from lavpr_ros.core.descriptor_store import DescriptorStore, choose_index
+from lavpr_ros.core.encoders import create_encoder
+from lavpr_ros.core.images import load_image
+from lavpr_ros.core.loop_closure import LoopClosureConfig, LoopClosureDetector
+from lavpr_ros.core.place_map import PlaceMap
+from lavpr_ros.core.sequence import SequenceMatcher
+from lavpr_ros.core.sequence_shortlist import ColumnMoments, ShortlistSequenceMatcher
+
+
+@functools.cache
+def _encoded(name: str, frames: int) -> tuple[np.ndarray, np.ndarray, list[set[int]]]:
+    ds = nordland() if name == "nordland" else corridor()
+    enc = create_encoder("patchnorm")
+    ref = enc.encode([load_image(p) for p in ds.ref_paths])
+    qry = enc.encode([load_image(p) for p in ds.query_paths[:frames]])
+    return ref, qry, ds.positives[:frames]
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _decisions(ref, qry, search: str, contrast: bool, min_seq: float, min_conf: float):
+    pm = PlaceMap(ref.shape[1], "patchnorm")
+    pm.add_batch(ref, np.arange(len(ref), dtype=np.float64))
+    cfg = LoopClosureConfig(
+        mode="localisation",
+        sequence_length=10,
+        min_sequence_frames=1,
+        keyframe_min_distance_m=0.0,
+        keyframe_min_rotation_rad=0.0,
+        keyframe_max_interval_s=0.0,
+        contrast_normalise=contrast,
+        min_sequence_score=min_seq,
+        min_confidence=min_conf,
+        sequence_search=search,
+        shortlist_min_places=0,
+    )
+    det = LoopClosureDetector(pm, cfg)
+    return [det.process(q, float(i)).decision for i, q in enumerate(qry)]
+
+
+@pytest.mark.parametrize(
+    ("name", "frames", "options"),
+    # Corridor: raw cosines (its README setting), whose scores/margins are small: thresholds 0.
+    [("nordland", 150, (True, 0.5, 0.5)), ("corridor", 0, (False, 0.0, 0.0))],
+)
+def test_shortlist_matcher_decides_as_the_full_matcher_on_real_sequences(name, frames, options):
+    ref, qry, _ = _encoded(name, frames or 10_000)
+    full = _decisions(ref, qry, "full", *options)
+    short = _decisions(ref, qry, "shortlist", *options)
+    assert sum(d.accepted for d in full) > 0
+    differ = 0
+    for a, b in zip(full, short, strict=True):
+        if a.accepted and b.accepted:
+            assert a.match_id == b.match_id
+        if a.match_id == b.match_id:
+            assert b.sequence_score == pytest.approx(a.sequence_score, abs=1e-5)
+            # The shortlist's runner-up is the best of a subset: never above the full one's.
+            assert b.confidence >= a.confidence - 1e-5
+        if a.accepted != b.accepted:  # a runner-up no index candidate points at (module doc)
+            differ += 1
+            assert a.match_id == b.match_id
+    print(f"{name}: {differ} of {len(full)} acceptance decisions differ")
+    assert differ <= 0.03 * len(full)
+
+
+def test_shortlist_scores_equal_full_scores_where_computed() -> None:
+    ref, qry, _ = _encoded("nordland", 40)
+    ref, qry = _unit(ref[:400]), _unit(qry)
+    store = DescriptorStore(ref.shape[1])
+    store.append(ref)
+    full = SequenceMatcher(length=10, min_length=1)
+    short = ShortlistSequenceMatcher(SequenceMatcher(length=10, min_length=1), store)
+    for q in qry:
+        sims = ref @ q
+        a = full.update(sims)
+        b = short.update(q, len(ref), np.argsort(-sims)[:20])
+        seen = np.isfinite(b.scores)
+        assert seen.sum() < len(ref)  # a shortlist, not every place
+        np.testing.assert_allclose(b.scores[seen], a.scores[seen], atol=1e-5)
+
+
+def test_column_moments_give_the_exact_std() -> None:
+    x = _unit(np.random.default_rng(0).standard_normal((500, 16)))
+    store = DescriptorStore(16)
+    store.append(x)
+    mom = ColumnMoments(16)
+    mom.advance(store, 300)
+    q = x[7]
+    assert mom.std(q) == pytest.approx(float((x[:300] @ q).astype(np.float64).std()), rel=1e-6)
+
+
+def test_auto_index_choice_per_size() -> None:
+    assert choose_index(10_000, 1280)["index_type"] == "flat"
+    big = choose_index(1_000_000, 1280)
+    assert big["index_type"] == "ivfpq" and 1280 % big["pq_m"] == 0
+    assert big["pq_m"] == 80 and big["ivf_nlist"] == 1024 and big["ivf_nprobe"] >= 32
+    assert choose_index(1_000_000, 3328)["pq_m"] == 208  # the default encoder: 16 dims each
+
+
+@pytest.fixture
+def small_auto_threshold(monkeypatch):
+    monkeypatch.setattr(descriptor_store, "AUTO_FLAT_BELOW", 12_000)
+    monkeypatch.setattr(place_map, "AUTO_FLAT_BELOW", 12_000)
+
+
+def _nordland_expanded(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Real summer descriptors + descriptor-space mixtures (as `lavpr bench scale`); winter
+    frames are the (real, held-out) queries."""
+    from lavpr_ros.cli.bench_scale import expand
+
+    ref, qry, _ = _encoded("nordland", 60)
+    return np.asarray(expand(_unit(ref), n, seed=0), dtype=np.float32), _unit(qry)
+
+
+def test_auto_switches_to_ivfpq_with_recall_on_real_descriptors(small_auto_threshold, tmp_path):
+    x, queries = _nordland_expanded(16_000)
+    m = PlaceMap(x.shape[1], "patchnorm", "auto", storage="float16")
+    m.add_batch(x[:10_000], np.arange(10_000, dtype=np.float64))
+    assert m.index_type == "flat"
+    m.add_batch(x[10_000:], np.arange(10_000, 16_000, dtype=np.float64))
+    assert m.index_type == "ivfpq" and m.index.ntotal == 16_000
+    m.save(tmp_path / "map")
+    meta = yaml.safe_load((tmp_path / "map" / "manifest.yaml").read_text())
+    choice = meta["index_choice"]
+    assert choice["requested"] == "auto" and "IVF-PQ" in choice["reason"]
+    assert meta["descriptor_storage"] == "float16"
+    loaded = PlaceMap.load(tmp_path / "map")
+    assert loaded.index_type == "ivfpq" and loaded.index_request == "auto"
+    stored = loaded.descriptor_rows(np.arange(16_000))
+    hits = 0
+    for q in queries:
+        exact = set(np.argsort(-(stored @ q), kind="stable")[:5].tolist())
+        hits += len(exact & {i for i, _ in loaded.search(q, 5)})
+    assert hits / (5 * len(queries)) >= 0.9
+
+
+def test_float16_store_round_trip_is_memory_mapped(tmp_path, monkeypatch) -> None:
+    x = _unit(np.random.default_rng(1).standard_normal((300, 64)))
+    store = DescriptorStore(64, "float16")
+    store.append(x)
+    store.save(tmp_path / "d.npy")
+    assert np.load(tmp_path / "d.npy").dtype == np.float16
+    back = DescriptorStore.load(tmp_path / "d.npy", 300, 64)
+    np.testing.assert_allclose(back.rows(np.array([5, 3, 299])), x[[5, 3, 299]], atol=1e-3)
+    assert not back.memory_mapped  # small: float32 in RAM
+    monkeypatch.setattr(descriptor_store, "_RAM_BELOW_BYTES", 0)
+    big = DescriptorStore.load(tmp_path / "d.npy", 300, 64)
+    assert big.memory_mapped
+    big.append(x[:2])  # new places go to the in-RAM tail of a loaded map
+    assert len(big) == 302
+    np.testing.assert_allclose(big.dot(x[0]), np.r_[x @ x[0], x[:2] @ x[0]], atol=2e-3)
+    with pytest.raises(ValueError, match="expected float32 or float16"):
+        DescriptorStore.load(tmp_path / "d.npy", 301, 64)
+
+
+def test_large_map_rows_are_read_not_mapped(tmp_path, monkeypatch) -> None:
+    """A loaded large map reads the rows a frame needs (runs of ids in one read each) and never
+    maps the file: mapped pages would stay in the process's resident set."""
+    x = _unit(np.random.default_rng(4).standard_normal((500, 48)))
+    store = DescriptorStore(48, "float16")
+    store.append(x)
+    store.save(tmp_path / "d.npy")
+    monkeypatch.setattr(descriptor_store, "_RAM_BELOW_BYTES", 0)
+    big = DescriptorStore.load(tmp_path / "d.npy", 500, 48)
+    ids = np.array([7, 8, 9, 10, 250, 3, 499, 8])  # runs, a repeat, out of order
+    np.testing.assert_allclose(big.rows(ids), x[ids], atol=1e-3)
+    np.testing.assert_allclose(big.slice(495, 500), x[495:], atol=1e-3)
+    np.testing.assert_allclose(big.dot(x[1]), x @ x[1], atol=2e-3)
+    assert str(tmp_path / "d.npy") not in Path("/proc/self/maps").read_text()
+    big.close()
+
+
+def test_pq_search_without_rescoring_then_shortlist_exact_candidates(tmp_path) -> None:
+    """rescore=False returns the index's ranking; the detector's candidates are still exact
+    cosines, best first (the shortlist re-scores them from its row cache)."""
+    x, queries = _nordland_expanded(12_000)
+    m = PlaceMap(x.shape[1], "patchnorm", "hnswpq", pq_m=128)
+    m.add_batch(x, np.arange(12_000, dtype=np.float64))
+    approx = m.search(queries[0], 50, rescore=False)
+    assert len(approx) == 50
+    exact_all = m.descriptor_rows(np.arange(12_000)) @ queries[0]
+    cfg = LoopClosureConfig(
+        mode="localisation",
+        sequence_length=5,
+        keyframe_min_distance_m=0.0,
+        keyframe_min_rotation_rad=0.0,
+        keyframe_max_interval_s=0.0,
+        sequence_search="shortlist",
+        shortlist_candidates=50,
+    )
+    det = LoopClosureDetector(m, cfg)
+    res = det.process(queries[0], 0.0)
+    cands = res.candidates
+    assert [s for _, s in cands] == sorted((s for _, s in cands), reverse=True)
+    for i, s in cands:
+        assert s == pytest.approx(float(exact_all[i]), abs=2e-3)
+    assert cands[0][0] == int(np.argmax(exact_all))
+
+
+def test_memory_mapped_map_searches_and_grows(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(descriptor_store, "_CHUNK", 100)  # several chunks in every scan
+    x = _unit(np.random.default_rng(2).standard_normal((400, 32)))
+    m = PlaceMap(32, "m", storage="float16")
+    m.add_batch(x, np.arange(400, dtype=np.float64))
+    m.save(tmp_path / "map")
+    monkeypatch.setattr(descriptor_store, "_RAM_BELOW_BYTES", 0)
+    loaded = PlaceMap.load(tmp_path / "map")
+    assert loaded.store.memory_mapped and loaded.descriptors.dtype == np.float16
+    assert loaded.search(x[17], 1)[0][0] == 17
+    loaded.add(x[3], 400.0)
+    assert [i for i, _ in loaded.search(x[3], 2)] in ([3, 400], [400, 3])
+    loaded.save(tmp_path / "map")
+    assert len(PlaceMap.load(tmp_path / "map")) == 401
+
+
+def test_old_float32_maps_without_the_new_manifest_keys_still_load(tmp_path) -> None:
+    x = _unit(np.random.default_rng(3).standard_normal((50, 32)))
+    m = PlaceMap(32, "m", "hnsw")
+    m.add_batch(x, np.arange(50, dtype=np.float64))
+    m.save(tmp_path / "map")
+    path = tmp_path / "map" / "manifest.yaml"
+    meta = yaml.safe_load(path.read_text())
+    del meta["index_choice"], meta["descriptor_storage"]
+    path.write_text(yaml.safe_dump(meta, sort_keys=False))
+    loaded = PlaceMap.load(tmp_path / "map")
+    assert loaded.index_type == loaded.index_request == "hnsw"
+    assert loaded.store.storage == "float32" and loaded.descriptors.dtype == np.float32
+    assert loaded.search(x[9], 1)[0][0] == 9
