@@ -141,7 +141,7 @@ class LoopClosureConfig:
     # map has shortlist_min_places places; full below, where it is cheap and exhaustive).
     sequence_search: str = "auto"
     shortlist_min_places: int = 20_000
-    shortlist_candidates: int = 100
+    shortlist_candidates: int = 30
     # Acceptance: the match's single-frame cosine must reach min_score ...
     min_score: float = 0.0
     # ... and with sequences, the sequence score (mean normalised similarity) and its margin over
