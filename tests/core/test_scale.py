@@ -106,6 +106,14 @@ def test_column_moments_give_the_exact_std() -> None:
     mom.advance(store, 300)
     q = x[7]
     assert mom.std(q) == pytest.approx(float((x[:300] @ q).astype(np.float64).std()), rel=1e-6)
+    # One keyframe at a time across a fold of the pending block into the moment matrix.
+    step = ColumnMoments(16)
+    step.fold_rows = 64
+    for n in range(1, 501):
+        step.advance(store, n)
+        if n in (63, 64, 65, 200, 500):
+            exact = float((x[:n] @ q).astype(np.float64).std())
+            assert step.std(q) == pytest.approx(exact, rel=1e-5), n
 
 
 def test_auto_index_choice_per_size() -> None:

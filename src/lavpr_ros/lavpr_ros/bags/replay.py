@@ -410,6 +410,8 @@ def replay_bag(
                     break
                 time.sleep(0.1)
             time.sleep(1.2)  # one more diagnostics period for final counters
+            if pose_graph is not None:
+                _wait_for_pose_graph(node, graph_paths)
     finally:
         if group is not None:
             group.stop_all()
@@ -495,6 +497,25 @@ def replay_bag(
 
 def _place_stamps(m: Any) -> set[int]:
     return {round(float(t) * 1e9) for t in m.stamps}
+
+
+def _wait_for_pose_graph(node: Any, graph_paths: list[Any], timeout_s: float = 60.0) -> None:
+    """The pose graph optimises behind place_map (iSAM2 per keyframe-path update): wait until
+    its optimised path holds every keyframe place_map reports, or it stopped growing for 15 s
+    (bounded), so the score is of the whole run and not of a snapshot taken mid-way."""
+    deadline = time.monotonic() + timeout_s
+    last, changed = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        with node.lock:
+            keyframes = _int(node.diag.get("place_map", {}).get("keyframes"))
+        have = len(graph_paths[-1].poses) if graph_paths else 0
+        if keyframes and have >= keyframes:
+            return
+        if have != last:
+            last, changed = have, time.monotonic()
+        elif time.monotonic() - changed > 15.0:
+            return
+        time.sleep(0.2)
 
 
 def with_places(gt: Any, m: Any) -> Any:

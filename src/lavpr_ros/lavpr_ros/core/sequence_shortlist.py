@@ -60,21 +60,27 @@ class ColumnMoments:
         self.m = 0
         self.s = np.zeros(dim, dtype=np.float64)
         self.c = np.zeros((dim, dim), dtype=np.float32)
-        self._pending = np.zeros((0, dim), dtype=np.float32)
+        self._block = np.zeros((self.fold_rows, dim), dtype=np.float32)  # rows not in c yet
+        self._k = 0
 
     def advance(self, store: DescriptorStore, n: int) -> None:
         if n < self.m:  # eligibility shrank (non-monotone stamps): start over
             self.__init__(len(self.s))  # type: ignore[misc]
-        if n - self.m <= self.fold_rows:  # the usual case: a keyframe or a few
+        if n - self.m <= self.fold_rows - self._k:  # the usual case: a keyframe or a few
             if n > self.m:
                 x = store.rows(np.arange(self.m, n))
                 self.s += x.astype(np.float64).sum(axis=0)
-                self._pending = np.concatenate((self._pending, x))
+                self._block[self._k : self._k + len(x)] = x
+                self._k += len(x)
                 self.m = n
-            if len(self._pending) >= self.fold_rows:
-                self.c += self._pending.T @ self._pending
-                self._pending = self._pending[:0]
+            if self._k == self.fold_rows:
+                self.c += self._block.T @ self._block
+                self._k = 0
             return
+        if self._k:  # a jump: fold what waits first
+            b = self._block[: self._k]
+            self.c += b.T @ b
+            self._k = 0
         stride = max(1, -(-(n - self.m) // self.exact_rows))
         for a in range(self.m, n, 16_384 * stride):
             b = min(n, a + 16_384 * stride)
@@ -89,8 +95,8 @@ class ColumnMoments:
         q32 = np.asarray(q, dtype=np.float32)
         mean = float(q32.astype(np.float64) @ self.s) / self.m
         second = float(q32 @ (self.c @ q32))
-        if len(self._pending):
-            second += float(np.sum((self._pending @ q32).astype(np.float64) ** 2))
+        if self._k:
+            second += float(np.sum((self._block[: self._k] @ q32).astype(np.float64) ** 2))
         return math.sqrt(max(second / self.m - mean * mean, 0.0))
 
 
