@@ -65,7 +65,8 @@ def _pq_m_for(dim: int) -> int:
 
 
 class DescriptorStore:
-    """Rows ``0..len-1``: a read-only (memory-mapped) base followed by an in-RAM growable tail."""
+    """Rows ``0..len-1``: a read-only base (in RAM, or read from the map file) followed by an
+    in-RAM growable tail."""
 
     def __init__(self, dim: int, storage: str = "float32") -> None:
         if storage not in STORAGE_DTYPES:

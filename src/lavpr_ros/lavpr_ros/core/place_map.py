@@ -244,7 +244,7 @@ class PlaceMap:
                 sample = self._store.slice(0, self._n)
             self.index.train(sample)
             start = 0
-        for a in range(start, self._n, 65_536):  # float32 chunks of a float16/mmapped store
+        for a in range(start, self._n, 65_536):  # float32 chunks of a float16/file-backed store
             self.index.add(self._store.slice(a, min(self._n, a + 65_536)))
 
     def _index_reason(self) -> str:
@@ -376,7 +376,8 @@ class PlaceMap:
     @property
     def descriptors(self) -> np.ndarray:
         """(N, dim) L2-normalised descriptors in id order (read-only; float16 with that storage,
-        memory-mapped after a load - use :meth:`descriptor_rows` for a few rows as float32)."""
+        a memory map of the file after a large map's load - :meth:`descriptor_rows` reads a few
+        rows as float32)."""
         view = self._store.full()[: self._n].view()
         view.flags.writeable = False
         return view
@@ -387,7 +388,7 @@ class PlaceMap:
         return self._store
 
     def descriptor_rows(self, ids: Any) -> np.ndarray:
-        """Rows ``ids`` as float32 (reads only those rows of a memory-mapped map)."""
+        """Rows ``ids`` as float32 (reads only those rows of a large loaded map's file)."""
         return self._store.rows(np.asarray(ids, dtype=np.int64))
 
     @property
@@ -957,7 +958,7 @@ def _read_manifest(src: Path) -> dict[str, Any]:
 
 
 def _load_descriptors(path: Path, count: int, dim: int) -> DescriptorStore:
-    """float32 (every map so far) or float16 rows; large files stay memory-mapped."""
+    """float32 (every map so far) or float16 rows; large files stay on disk, read per row run."""
     try:
         return DescriptorStore.load(path, count, dim)
     except (ValueError, OSError, EOFError) as exc:
