@@ -45,6 +45,10 @@ def open_session(
     so = ort.SessionOptions()
     so.intra_op_num_threads = max(0, int(intra_op_threads))
     so.log_severity_level = 3
+    # Idle intra-op threads sleep instead of spinning after a run: on a small robot computer the
+    # encoder shares its cores with place_map (search, sequence matching, features), and spinning
+    # threads take CPU from them for milliseconds after every frame.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), so, providers=provider_args)
     except Exception as exc:  # onnxruntime raises its own pybind exception types
