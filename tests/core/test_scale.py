@@ -35,16 +35,23 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _decisions(ref, qry, search: str, contrast: bool, min_seq: float, min_conf: float):
-    pm = PlaceMap(ref.shape[1], "patchnorm")
-    pm.add_batch(ref, np.arange(len(ref), dtype=np.float64))
-    cfg = LoopClosureConfig(
+def _every_frame_config(**kw) -> LoopClosureConfig:
+    """Localisation against a fixed map, every frame a keyframe (no poses here)."""
+    return LoopClosureConfig(
         mode="localisation",
-        sequence_length=10,
-        min_sequence_frames=1,
         keyframe_min_distance_m=0.0,
         keyframe_min_rotation_rad=0.0,
         keyframe_max_interval_s=0.0,
+        **kw,
+    )
+
+
+def _decisions(ref, qry, search: str, contrast: bool, min_seq: float, min_conf: float):
+    pm = PlaceMap(ref.shape[1], "patchnorm")
+    pm.add_batch(ref, np.arange(len(ref), dtype=np.float64))
+    cfg = _every_frame_config(
+        sequence_length=10,
+        min_sequence_frames=1,
         contrast_normalise=contrast,
         min_sequence_score=min_seq,
         min_confidence=min_conf,
@@ -161,7 +168,7 @@ def test_auto_switches_to_ivfpq_with_recall_on_real_descriptors(small_auto_thres
     assert hits / (5 * len(queries)) >= 0.9
 
 
-def test_float16_store_round_trip_is_memory_mapped(tmp_path, monkeypatch) -> None:
+def test_float16_store_round_trip_is_file_backed(tmp_path, monkeypatch) -> None:
     x = _unit(np.random.default_rng(1).standard_normal((300, 64)))
     store = DescriptorStore(64, "float16")
     store.append(x)
@@ -169,10 +176,10 @@ def test_float16_store_round_trip_is_memory_mapped(tmp_path, monkeypatch) -> Non
     assert np.load(tmp_path / "d.npy").dtype == np.float16
     back = DescriptorStore.load(tmp_path / "d.npy", 300, 64)
     np.testing.assert_allclose(back.rows(np.array([5, 3, 299])), x[[5, 3, 299]], atol=1e-3)
-    assert not back.memory_mapped  # small: float32 in RAM
+    assert not back.file_backed  # small: float32 in RAM
     monkeypatch.setattr(descriptor_store, "_RAM_BELOW_BYTES", 0)
     big = DescriptorStore.load(tmp_path / "d.npy", 300, 64)
-    assert big.memory_mapped
+    assert big.file_backed
     big.append(x[:2])  # new places go to the in-RAM tail of a loaded map
     assert len(big) == 302
     np.testing.assert_allclose(big.dot(x[0]), np.r_[x @ x[0], x[:2] @ x[0]], atol=2e-3)
@@ -205,15 +212,14 @@ def test_pq_search_without_rescoring_then_shortlist_exact_candidates(tmp_path) -
     m.add_batch(x, np.arange(12_000, dtype=np.float64))
     approx = m.search(queries[0], 50, rescore=False)
     assert len(approx) == 50
+    # The HNSW-PQ index survives a save (its manifest pq_m/hnsw_m checked against the file).
+    m.save(tmp_path / "map")
+    m = PlaceMap.load(tmp_path / "map")
+    assert m.index_type == "hnswpq" and m.index.ntotal == 12_000
+    assert [i for i, _ in m.search(queries[0], 50, rescore=False)] == [i for i, _ in approx]
     exact_all = m.descriptor_rows(np.arange(12_000)) @ queries[0]
-    cfg = LoopClosureConfig(
-        mode="localisation",
-        sequence_length=5,
-        keyframe_min_distance_m=0.0,
-        keyframe_min_rotation_rad=0.0,
-        keyframe_max_interval_s=0.0,
-        sequence_search="shortlist",
-        shortlist_candidates=50,
+    cfg = _every_frame_config(
+        sequence_length=5, sequence_search="shortlist", shortlist_candidates=50
     )
     det = LoopClosureDetector(m, cfg)
     res = det.process(queries[0], 0.0)
@@ -224,7 +230,7 @@ def test_pq_search_without_rescoring_then_shortlist_exact_candidates(tmp_path) -
     assert cands[0][0] == int(np.argmax(exact_all))
 
 
-def test_memory_mapped_map_searches_and_grows(tmp_path, monkeypatch) -> None:
+def test_file_backed_map_searches_and_grows(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(descriptor_store, "_CHUNK", 100)  # several chunks in every scan
     x = _unit(np.random.default_rng(2).standard_normal((400, 32)))
     m = PlaceMap(32, "m", storage="float16")
@@ -232,7 +238,7 @@ def test_memory_mapped_map_searches_and_grows(tmp_path, monkeypatch) -> None:
     m.save(tmp_path / "map")
     monkeypatch.setattr(descriptor_store, "_RAM_BELOW_BYTES", 0)
     loaded = PlaceMap.load(tmp_path / "map")
-    assert loaded.store.memory_mapped and loaded.descriptors.dtype == np.float16
+    assert loaded.store.file_backed and loaded.descriptors.dtype == np.float16
     assert loaded.search(x[17], 1)[0][0] == 17
     loaded.add(x[3], 400.0)
     assert [i for i, _ in loaded.search(x[3], 2)] in ([3, 400], [400, 3])

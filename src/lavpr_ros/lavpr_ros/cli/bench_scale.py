@@ -167,7 +167,7 @@ def measure_loaded(path: Path, queries: np.ndarray, k: int = 10) -> dict[str, An
         "st=open('/proc/self/status').read().split('VmHWM:')[1]\n"
         "rss=int(st.split()[0])/1024\n"
         "print(json.dumps({'load_s':load,'ms':ms,'ids':ids,'peak_rss_mb':rss,"
-        "'index_type':m.index_type,'reason':m.index_reason,'mmap':m.store.memory_mapped}))\n"
+        "'index_type':m.index_type,'reason':m.index_reason,'file_backed':m.store.file_backed}))\n"
     ).replace("TOPK", str(k))
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
     out = subprocess.run(
@@ -212,7 +212,7 @@ def bench_size(n: int, pool: np.ndarray, queries: np.ndarray, args: argparse.Nam
         "index_type": r["index_type"],
         "index_reason": r["reason"],
         "storage": args.storage,
-        "memory_mapped": r["mmap"],
+        "file_backed": r["file_backed"],
         **rec,
         "search": _pcts(r["ms"]),
         "build_s": build_s,
@@ -270,8 +270,8 @@ def run_scale(args: argparse.Namespace) -> int:
     from ..bags.evaluate import config_encoder
 
     args.encoder = args.encoder or config_encoder(None)  # the default configuration's encoder
-    args.model_id = create_encoder(args.encoder).model_id  # maps are built for this encoder
     encoder = create_encoder(args.encoder)
+    args.model_id = encoder.model_id  # maps are built for this encoder
     paths = _image_paths()
     tag = f"{encoder.model_id}-{args.seed}-nodemo"  # pools without the demo segment
     pool = _cached(

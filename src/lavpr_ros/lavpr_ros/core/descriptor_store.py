@@ -91,7 +91,7 @@ class DescriptorStore:
         return self._file_rows if self._fd is not None else len(self._base)
 
     @property
-    def memory_mapped(self) -> bool:
+    def file_backed(self) -> bool:
         """True when the base rows stay in the map file (read on demand, not held in RAM)."""
         return self._fd is not None
 
@@ -127,8 +127,10 @@ class DescriptorStore:
                 fh.write(np.ascontiguousarray(self.slice(a, b), dtype=self.dtype).tobytes())
 
     @classmethod
-    def load(cls, path: Path, count: int, dim: int, mmap: bool = True) -> DescriptorStore:
-        """Open a saved ``.npy`` (float32 or float16); ValueError names what is wrong with it."""
+    def load(cls, path: Path, count: int, dim: int) -> DescriptorStore:
+        """Open a saved ``.npy`` (float32 or float16); ValueError names what is wrong with it.
+        The file is read once: small maps into RAM, large ones chunk by chunk for the NaN check
+        (their rows then stay in the file)."""
         with open(path, "rb") as fh:
             major, _ = np.lib.format.read_magic(fh)
             read_header = (
@@ -143,19 +145,19 @@ class DescriptorStore:
                 raise ValueError(
                     f"descriptors are {dtype}{shape}, expected float32 or float16 ({count}, {dim})"
                 )
-            # NaN check with plain reads, chunk by chunk: touching a memory map would count the
-            # whole file in this process's resident memory.
+            store = cls(dim, storage)
+            small = count * dim * 4 < _RAM_BELOW_BYTES
+            parts = []
             for a, b in _chunks(count):
                 chunk = np.fromfile(fh, dtype=dtype, count=(b - a) * dim)
                 if len(chunk) != (b - a) * dim:
                     raise ValueError(f"descriptors file is truncated at row {a}")
                 if not np.isfinite(chunk).all():
                     raise ValueError("descriptors contain NaN/inf")
-        store = cls(dim, storage)
-        if not mmap or count * dim * 4 < _RAM_BELOW_BYTES:
-            # Small maps: float32 in RAM (fast BLAS scans).
-            arr = np.load(path, allow_pickle=False)
-            store._base = np.asarray(arr, dtype=np.float32)
+                if small:  # float32 in RAM (fast BLAS scans)
+                    parts.append(chunk.astype(np.float32).reshape(b - a, dim))
+        if small:
+            store._base = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
             return store
         store._fd = os.open(path, os.O_RDONLY)
         store._offset = offset
@@ -227,10 +229,6 @@ class DescriptorStore:
         for a, b in _chunks(stop):
             out[a:b] = self.slice(a, b) @ q
         return out
-
-    def window_dot(self, queries: np.ndarray, lo: int, hi: int) -> np.ndarray:
-        """(len(queries), hi - lo) inner products of rows ``lo:hi`` with each query row."""
-        return queries @ self.slice(lo, hi).T
 
     def full(self) -> np.ndarray:
         """All rows as one array in the storage dtype (a read-only memory map of a loaded large

@@ -35,7 +35,7 @@ from .poses import validate_pose
 
 FORMAT_VERSION = 1
 INDEX_TYPES = ("flat", "hnsw", "ivfpq", "hnswpq")
-INDEX_REQUESTS = (*INDEX_TYPES, "auto")  # auto: flat below AUTO_FLAT_BELOW places, then HNSW-PQ
+INDEX_REQUESTS = (*INDEX_TYPES, "auto")  # auto: flat below AUTO_FLAT_BELOW places, then IVF-PQ
 # Compressed indexes: trained before use, candidates re-scored with the stored rows.
 PQ_TYPES = ("ivfpq", "hnswpq")
 FILES = ("index.faiss", "places.sqlite", "descriptors.npy")
@@ -118,7 +118,7 @@ class PlaceMap:
     ``hnswpq`` (compressed: an inverted file or an HNSW graph over product-quantised codes;
     trained once ``ivf_train_size`` places exist, exact search until then, and candidates are
     re-scored exactly so the scores returned are always true cosines) or ``auto`` (flat,
-    switched once to HNSW-PQ sized for the dimension when the map reaches ``AUTO_FLAT_BELOW``
+    switched once to IVF-PQ sized for the dimension when the map reaches ``AUTO_FLAT_BELOW``
     places; the choice and its reason are saved in the manifest). ``storage``: ``float32`` or
     ``float16`` descriptor rows (see core/descriptor_store.py; read from the file after a load).
     """
@@ -252,10 +252,11 @@ class PlaceMap:
             return str(choose_index(self._n, self.dim)["reason"])
         return self.index_reason or f"index_type {self.index_request} requested"
 
-    def _maybe_switch_index(self) -> None:
-        """``auto``: replace the flat index by IVF-PQ sized for the map once it is large."""
+    def _maybe_switch_index(self) -> bool:
+        """``auto``: replace the flat index by IVF-PQ sized for the map once it is large (True
+        when it did: the new index then holds every place)."""
         if self.index_request != "auto" or self.index_type != "flat" or self._n < AUTO_FLAT_BELOW:
-            return
+            return False
         choice = choose_index(self._n, self.dim)
         self.index_type = str(choice["index_type"])
         self.index_reason = str(choice["reason"])
@@ -264,6 +265,7 @@ class PlaceMap:
                 setattr(self, key, int(choice[key]))  # type: ignore[call-overload]
         self.index = self._new_index()
         self._index_add(0)
+        return True
 
     # ----------------------------------------------------------------- adding
     def _grow(self, extra: int) -> None:
@@ -358,9 +360,7 @@ class PlaceMap:
         prev = self._stamps[start - 1] if start else -math.inf
         self._monotone = self._monotone and bool(st[0] >= prev) and bool((np.diff(st) >= 0).all())
         self._n = end
-        if self.index_request == "auto" and self.index_type == "flat" and end >= AUTO_FLAT_BELOW:
-            self._maybe_switch_index()
-        else:
+        if not self._maybe_switch_index():
             self._index_add(start)
         return list(range(start, end))
 
@@ -933,6 +933,12 @@ def _check_index_kind(index: Any, m: PlaceMap, path: Path) -> None:
             f"{path}: manifest ivf_nlist/pq_m {m.ivf_nlist}/{m.pq_m} do not match the stored "
             f"index ({index.nlist}/{index.pq.M})"
         )
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """A saved map's manifest (format checked) without reading its data files - its place count,
+    model and index, e.g. before a node loads the map itself."""
+    return _read_manifest(Path(path))
 
 
 def _read_manifest(src: Path) -> dict[str, Any]:
