@@ -114,9 +114,10 @@ def run_bench_ros(
     poses = [route_pose(f.place_index) for f in frames]
     results: dict[str, Any] = {"image_size": f"{w}x{h}", "frames": len(frames), "runs": []}
     if map_path is not None:
-        from lavpr_ros.core.place_map import PlaceMap
+        from lavpr_ros.core.place_map import read_manifest
 
-        results["map"] = {"path": str(map_path), "places": len(PlaceMap.load(map_path))}
+        meta = read_manifest(map_path)  # place_map loads (and verifies) the map itself
+        results["map"] = {"path": str(map_path), "places": meta["count"]}
     tmp = Path(out_json).parent if out_json else Path("results")
     config = derived_config(
         default_config_file(),
