@@ -199,3 +199,30 @@ def test_item5_hnsw_parameters_checked_against_graph(tmp_path: Path) -> None:
     man.write_text(yaml.safe_dump(meta))
     with pytest.raises(MapFormatError, match="does not match the stored HNSW graph"):
         PlaceMap.load(target)
+
+
+def test_item5_pcapq_projection_checked_against_file(tmp_path: Path) -> None:
+    """A PCA-PQ map (trained once 624 places exist, later places added in batches) round-trips;
+    a manifest whose pca_dim or index_type disagrees with the stored index is refused."""
+    m = _map(700, "pcapq", pca_dim=8)
+    assert m.index.is_trained and m.index.ntotal == 624  # 76 places wait for the next batch
+    query = m.descriptor_rows(np.array([650]))[0]
+    assert m.search(query, 1)[0][0] == 650  # a pending place is searched exactly
+    target = tmp_path / "m"
+    m.save(target)
+    loaded = PlaceMap.load(target)
+    assert loaded.index_type == "pcapq" and loaded.index.ntotal == 700
+    assert loaded.search(query, 1)[0][0] == 650
+    man = target / "manifest.yaml"
+    meta = yaml.safe_load(man.read_text())
+    meta["index_params"]["pca_dim"] = 4
+    man.write_text(yaml.safe_dump(meta))
+    with pytest.raises(MapFormatError, match="projection is not 16 -> 4"):
+        PlaceMap.load(target)
+    flat = tmp_path / "flat"
+    _map().save(flat)
+    meta = yaml.safe_load((flat / "manifest.yaml").read_text())
+    meta["index_type"] = "pcapq"
+    (flat / "manifest.yaml").write_text(yaml.safe_dump(meta))
+    with pytest.raises(MapFormatError, match="index_type 'pcapq' but the file holds"):
+        PlaceMap.load(flat)

@@ -126,9 +126,9 @@ def test_column_moments_give_the_exact_std() -> None:
 def test_auto_index_choice_per_size() -> None:
     assert choose_index(10_000, 1280)["index_type"] == "flat"
     big = choose_index(1_000_000, 1280)
-    assert big["index_type"] == "ivfpq" and 1280 % big["pq_m"] == 0
-    assert big["pq_m"] == 80 and big["ivf_nlist"] == 1024 and big["ivf_nprobe"] >= 32
-    assert choose_index(1_000_000, 3328)["pq_m"] == 208  # the default encoder: 16 dims each
+    assert big["index_type"] == "pcapq" and big["pca_dim"] == 256
+    assert choose_index(50_000, 3328)["pca_dim"] == 256  # the default encoder
+    assert choose_index(60_000, 101)["pca_dim"] == 100  # small odd dims: a rotation only
 
 
 @pytest.fixture
@@ -146,21 +146,28 @@ def _nordland_expanded(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(expand(_unit(ref), n, seed=0), dtype=np.float32), _unit(qry)
 
 
-def test_auto_switches_to_ivfpq_with_recall_on_real_descriptors(small_auto_threshold, tmp_path):
+def test_auto_switches_to_pcapq_with_recall_on_real_descriptors(small_auto_threshold, tmp_path):
     x, queries = _nordland_expanded(16_000)
     m = PlaceMap(x.shape[1], "patchnorm", "auto", storage="float16")
     m.add_batch(x[:10_000], np.arange(10_000, dtype=np.float64))
     assert m.index_type == "flat"
     m.add_batch(x[10_000:], np.arange(10_000, 16_000, dtype=np.float64))
-    assert m.index_type == "ivfpq" and m.index.ntotal == 16_000
+    assert m.index_type == "pcapq" and m.index.ntotal == 16_000
+    m.add(x[1234], 16_000.0)  # grows one place at a time after the switch, as a mapping robot does
+    # PCA-PQ adds places in batches; until then they are searched exactly.
+    assert m.index.ntotal == 16_000 and 16_000 in {i for i, _ in m.search(x[1234], 3)}
+    assert 16_000 in {i for i, _ in m.search(x[1234], 3, rescore=False)}
+    assert 16_000 not in {i for i, _ in m.search(x[1234], 3, exclude_last_n=1)}
     m.save(tmp_path / "map")
     meta = yaml.safe_load((tmp_path / "map" / "manifest.yaml").read_text())
     choice = meta["index_choice"]
-    assert choice["requested"] == "auto" and "IVF-PQ" in choice["reason"]
-    assert meta["descriptor_storage"] == "float16"
+    assert choice["requested"] == "auto" and "PCA-PQ" in choice["reason"]
+    assert meta["descriptor_storage"] == "float16" and meta["index_params"]["pca_dim"] == 256
     loaded = PlaceMap.load(tmp_path / "map")
-    assert loaded.index_type == "ivfpq" and loaded.index_request == "auto"
-    stored = loaded.descriptor_rows(np.arange(16_000))
+    assert loaded.index_type == "pcapq" and loaded.index_request == "auto"
+    assert 16_000 in {i for i, _ in loaded.search(x[1234], 3)}  # Nordland repeats some frames
+    assert loaded.index.ntotal == 16_001  # the save added the pending place to the index
+    stored = loaded.descriptor_rows(np.arange(16_001))
     hits = 0
     for q in queries:
         exact = set(np.argsort(-(stored @ q), kind="stable")[:5].tolist())
@@ -259,3 +266,13 @@ def test_old_float32_maps_without_the_new_manifest_keys_still_load(tmp_path) -> 
     assert loaded.index_type == loaded.index_request == "hnsw"
     assert loaded.store.storage == "float32" and loaded.descriptors.dtype == np.float32
     assert loaded.search(x[9], 1)[0][0] == 9
+
+
+def test_float16_rows_decode_exactly_as_numpy_casts() -> None:
+    from lavpr_ros.core.descriptor_store import as_float32
+
+    x = np.random.default_rng(5).standard_normal((37, 3328)).astype(np.float16)
+    x[0, :4] = [np.float16(6.1e-5), np.float16(-0.0), np.float16(65504), np.float16(1e-7)]
+    np.testing.assert_array_equal(as_float32(x), x.astype(np.float32))
+    np.testing.assert_array_equal(as_float32(x[::2]), x[::2].astype(np.float32))  # strided
+    assert as_float32(x[:0]).shape == (0, 3328)

@@ -2,7 +2,7 @@
 
 A 1M-place map at 1280-d is 5.1 GB as float32 and 2.6 GB as float16 (6.7 GB at the default
 encoder's 3328-d) - more than a small robot computer keeps in RAM. The faiss index holds
-compressed codes (IVF-PQ) for the search itself; the full descriptors are only needed to
+compressed codes (PCA-PQ) for the search itself; the full descriptors are only needed to
 re-score a shortlist exactly and for sequence matching over local windows, so after a load they
 stay in the saved ``.npy`` and the rows a frame needs are read with ``pread`` (runs of
 consecutive rows in one call each). A memory map would serve the same rows, but every page it
@@ -17,30 +17,30 @@ Old maps (a float32 ``descriptors.npy``) load unchanged; ``storage="float16"`` h
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 STORAGE_DTYPES = {"float32": np.float32, "float16": np.float16}
 # Auto index choice: exact search is cheapest (and exact) for small maps; above this many places
-# HNSW-PQ with exact re-scoring keeps per-frame search nearly flat and the index small.
+# a compressed full scan (PCA-PQ) with exact re-scoring keeps search fast and the index small.
 AUTO_FLAT_BELOW = 50_000
 _RAM_BELOW_BYTES = 256 * 2**20  # smaller maps load into RAM as float32 (BLAS-speed scans)
 _CHUNK = 65_536  # rows converted to float32 per step in full scans (bounds temporary memory)
 
 
 def choose_index(n: int, dim: int) -> dict[str, object]:
-    """Index settings for a map of ``n`` places at ``dim``: why flat or IVF-PQ, with parameters.
+    """Index settings for a map of ``n`` places at ``dim``: why flat or PCA-PQ, with parameters.
 
-    Above ``AUTO_FLAT_BELOW`` places: IVF-PQ with 1024 lists and ~16 dims per sub-quantiser
-    (208 B/place at 3328-d), nprobe 64, candidates re-scored exactly. Measured on the default
-    encoder's descriptors (docs/scale.md): coarser PQ (~20-52 dims per sub-quantiser) ranks too
-    poorly to re-score shallowly; an HNSW graph over PQ codes is fast (1.2 ms) with recall@5
-    0.958 at 100k but its graph, built on PQ distances, falls to 0.64 at 1M; a plain HNSW keeps
-    float vectors (13 GB at 1M x 3328-d). 1024 lists are trained once, at the switch, on ~40k
-    places, and serve up to a few million.
+    Above ``AUTO_FLAT_BELOW`` places: PCA-PQ (core/pca_pq.py: a full fast-scan of 4-bit codes
+    of a 256-d projection, re-ranked with 8-bit codes, re-scored exactly). Measured on the default
+    encoder's descriptors at 1M places (docs/scale.md): recall@5 0.965 of exact search in ~7 ms,
+    320 B per place. IVF-PQ (1024 lists, nprobe 64) reached 0.85 in 22 ms (the neighbours of a
+    query are spread over many lists); HNSW over PQ or SQ8 codes 0.64-0.72 (its graph navigates
+    badly at this intrinsic dimension); a plain HNSW keeps float vectors (13 GB at 1M x 3328-d).
+    The projection is fitted once, at the switch, on up to 20k places.
     """
     if n < AUTO_FLAT_BELOW:
         return {
@@ -48,20 +48,25 @@ def choose_index(n: int, dim: int) -> dict[str, object]:
             "reason": f"{n} places < {AUTO_FLAT_BELOW}: exact search is fast enough",
         }
     return {
-        "index_type": "ivfpq",
-        # 1024 lists (or fewer while the map is too small to train them on ~39 places each)
-        "ivf_nlist": int(min(1024, 2 ** int(math.log2(max(n // 39, 1))))),
-        "pq_m": int(_pq_m_for(dim)),
-        "ivf_nprobe": 64,
-        "reason": f"{n} places >= {AUTO_FLAT_BELOW}: IVF-PQ, exact re-scoring of candidates",
+        "index_type": "pcapq",
+        "pca_dim": int(min(256, dim - dim % 2)),
+        "reason": f"{n} places >= {AUTO_FLAT_BELOW}: PCA-PQ fast scan, exact re-scoring",
     }
 
 
-def _pq_m_for(dim: int) -> int:
-    """Sub-quantisers: ~16 dims each (208 for 3328-d, 80 for 1280-d, 32 for 512-d), dividing
-    ``dim`` (the nearest divisor, preferring more sub-quantisers)."""
-    target = max(1, dim // 16)
-    return min((m for m in range(1, dim + 1) if dim % m == 0), key=lambda m: (abs(m - target), -m))
+_FP16: dict[int, faiss.ScalarQuantizer] = {}
+
+
+def as_float32(x: np.ndarray) -> np.ndarray:
+    """Rows as float32. float16 rows go through faiss's SIMD decoder: numpy's cast runs at
+    ~0.6 GB/s here (5.7 ms for the ~1000 rows a keyframe's shortlist fetches at 3328-d), faiss
+    at 3x that, with identical values."""
+    if x.dtype != np.float16 or x.ndim != 2 or not len(x):
+        return np.asarray(x, dtype=np.float32)
+    dim = x.shape[1]
+    if dim not in _FP16:
+        _FP16[dim] = faiss.ScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16)
+    return _FP16[dim].decode(np.ascontiguousarray(x).view(np.uint8))
 
 
 class DescriptorStore:
@@ -155,7 +160,7 @@ class DescriptorStore:
                 if not np.isfinite(chunk).all():
                     raise ValueError("descriptors contain NaN/inf")
                 if small:  # float32 in RAM (fast BLAS scans)
-                    parts.append(chunk.astype(np.float32).reshape(b - a, dim))
+                    parts.append(as_float32(chunk.reshape(b - a, dim)))
         if small:
             store._base = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
             return store
@@ -203,7 +208,7 @@ class DescriptorStore:
             out = self._tail[a - nb : b - nb]
         else:
             out = np.concatenate((base(a, nb), self._tail[: b - nb]))
-        return out if native else np.asarray(out, dtype=np.float32)
+        return out if native else as_float32(out)
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """Rows ``ids`` (any order, repeats allowed) as float32."""
@@ -212,12 +217,12 @@ class DescriptorStore:
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         in_base = ids < nb
         if in_base.all() and (len(ids) < 2 or bool((np.diff(ids) > 0).all())):
-            return np.asarray(self._base_rows(ids), dtype=np.float32)  # sorted: one gather
+            return as_float32(self._base_rows(ids))  # sorted: one gather
         if in_base.any():
             uniq, inverse = np.unique(ids[in_base], return_inverse=True)
-            out[in_base] = np.asarray(self._base_rows(uniq), dtype=np.float32)[inverse]
+            out[in_base] = as_float32(self._base_rows(uniq))[inverse]
         if (~in_base).any():
-            out[~in_base] = self._tail[ids[~in_base] - nb]
+            out[~in_base] = as_float32(self._tail[ids[~in_base] - nb])
         return out
 
     def dot(self, q: np.ndarray, stop: int | None = None) -> np.ndarray:

@@ -31,13 +31,14 @@ from .descriptor_store import AUTO_FLAT_BELOW, STORAGE_DTYPES, DescriptorStore, 
 from .feature_store import FILE as FEATURES_FILE
 from .feature_store import FeatureStore, FeatureStoreError
 from .manifest import sha256_file
+from .pca_pq import check_pca_pq, new_pca_pq, set_search_defaults, train_pca_pq
 from .poses import validate_pose
 
 FORMAT_VERSION = 1
-INDEX_TYPES = ("flat", "hnsw", "ivfpq", "hnswpq")
-INDEX_REQUESTS = (*INDEX_TYPES, "auto")  # auto: flat below AUTO_FLAT_BELOW places, then IVF-PQ
+INDEX_TYPES = ("flat", "hnsw", "ivfpq", "hnswpq", "pcapq")
+INDEX_REQUESTS = (*INDEX_TYPES, "auto")  # auto: flat below AUTO_FLAT_BELOW places, then PCA-PQ
 # Compressed indexes: trained before use, candidates re-scored with the stored rows.
-PQ_TYPES = ("ivfpq", "hnswpq")
+PQ_TYPES = ("ivfpq", "hnswpq", "pcapq")
 FILES = ("index.faiss", "places.sqlite", "descriptors.npy")
 MANIFEST = "manifest.yaml"
 # Every name a map directory (or a save's temp copy) may contain: a sibling folder holding
@@ -48,12 +49,15 @@ ASIDE_SUFFIX = ".old"  # previous map moved aside during the swap
 # IVF-PQ k-means wants ~39 points per centroid (faiss warns below that), and PQ's 256 codes too.
 _MIN_POINTS_PER_CENTROID = 39
 _PQ_CODES = 256
-# PQ candidates per result (first 5 ranks), re-scored exactly with the stored rows. With ~16 dims
-# per sub-quantiser (choose_index) PQ ranks well enough for 40 (default encoder, 3328-d, 1M
-# places: the exact top 5 is within the PQ top 200 for 0.955; docs/scale.md); coarser codes (the
-# 16-sub-quantiser default of an explicit ivfpq) need more, hence a parameter-free floor of 40.
+# PQ candidates per result (first 5 ranks), re-scored exactly with the stored rows: 200 for k=5.
+# PCA-PQ's 200 survivors of its SQ8 re-ranking hold the exact top 5 for 0.965 at 1M places
+# (default encoder, 3328-d; docs/scale.md); an explicit IVF-/HNSW-PQ with coarse codes (16
+# sub-quantisers by default) ranks worse, so it is a floor rather than a parameter.
 _PQ_REFINE = 40
 _PQ_TRAIN_SAMPLE = 50_000  # HNSW-PQ codebooks: trained on up to this many places
+# PCA-PQ (core/pca_pq.py): the projection is fitted on up to this many places (2-3 s at 3328-d).
+_PCA_TRAIN_SAMPLE = 20_000
+_PCA_ADD_BATCH = 256  # places added to a PCA-PQ index at once (see PlaceMap._pending_max)
 
 
 class MapFormatError(ValueError):
@@ -114,12 +118,13 @@ class PlaceMap:
     ``frame_id`` is the frame of places added without one (and of every place of a map saved
     before places had their own frame); each place keeps the frame its pose was recorded in.
 
-    ``index_type``: ``flat`` (exact inner product), ``hnsw`` (graph, approximate), ``ivfpq`` or
-    ``hnswpq`` (compressed: an inverted file or an HNSW graph over product-quantised codes;
+    ``index_type``: ``flat`` (exact inner product), ``hnsw`` (graph, approximate), ``ivfpq``,
+    ``hnswpq`` or ``pcapq`` (compressed: an inverted file or an HNSW graph over product-quantised
+    codes, or a full fast scan of 4-bit codes of a ``pca_dim`` projection, core/pca_pq.py;
     trained once ``ivf_train_size`` places exist, exact search until then, and candidates are
     re-scored exactly so the scores returned are always true cosines) or ``auto`` (flat,
-    switched once to IVF-PQ sized for the dimension when the map reaches ``AUTO_FLAT_BELOW``
-    places; the choice and its reason are saved in the manifest). ``storage``: ``float32`` or
+    switched once to PCA-PQ when the map reaches ``AUTO_FLAT_BELOW`` places; the choice and its
+    reason are saved in the manifest). ``storage``: ``float32`` or
     ``float16`` descriptor rows (see core/descriptor_store.py; read from the file after a load).
     """
 
@@ -136,6 +141,7 @@ class PlaceMap:
         hnsw_ef_search: int = 128,
         hnsw_ef_construction: int = 40,
         storage: str = "float32",
+        pca_dim: int = 256,
     ) -> None:
         if int(dim) <= 0:
             raise ValueError(f"dim must be positive, got {dim}")
@@ -154,14 +160,17 @@ class PlaceMap:
             "ivf_nprobe": ivf_nprobe,
             "hnsw_ef_search": hnsw_ef_search,
             "hnsw_ef_construction": hnsw_ef_construction,
+            "pca_dim": pca_dim,
         }
         for name, value in params.items():
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if hnsw_m < 2 or hnsw_m > 512:
             raise ValueError(f"hnsw_m must be in 2..512, got {hnsw_m}")
-        if index_type in PQ_TYPES and dim % pq_m:
+        if index_type in ("ivfpq", "hnswpq") and dim % pq_m:
             raise ValueError(f"dim {dim} is not divisible by pq_m {pq_m} (needed by PQ)")
+        if pca_dim % 2:
+            raise ValueError(f"pca_dim must be even (2 dims per 4-bit code), got {pca_dim}")
         self.dim = int(dim)
         self.model_id = str(model_id)
         self.index_request = index_type
@@ -174,6 +183,7 @@ class PlaceMap:
         self.ivf_nprobe = int(ivf_nprobe)
         self.hnsw_ef_search = int(hnsw_ef_search)
         self.hnsw_ef_construction = int(hnsw_ef_construction)
+        self.pca_dim = min(int(pca_dim), self.dim - self.dim % 2)  # a 128-d map: rotation only
         self.tags: dict[str, str] = {}
         self.created = time.time()
         self._n = 0
@@ -201,6 +211,8 @@ class PlaceMap:
         """Places needed before a PQ index is trained (exact search until then)."""
         if self.index_type == "hnswpq":
             return _MIN_POINTS_PER_CENTROID * _PQ_CODES
+        if self.index_type == "pcapq":  # 4-bit codes (16 centroids); PCA wants rows >> pca_dim
+            return max(_MIN_POINTS_PER_CENTROID * 16, 4 * self.pca_dim)
         return _MIN_POINTS_PER_CENTROID * max(self.ivf_nlist, _PQ_CODES)
 
     def _new_index(self) -> faiss.Index:
@@ -218,6 +230,8 @@ class PlaceMap:
             index.hnsw.efConstruction = self.hnsw_ef_construction
             index.hnsw.efSearch = self.hnsw_ef_search
             return index
+        if self.index_type == "pcapq":
+            return new_pca_pq(self.dim, self.pca_dim)
         quantizer = faiss.IndexFlatIP(self.dim)
         index = faiss.IndexIVFPQ(
             quantizer, self.dim, self.ivf_nlist, self.pq_m, 8, faiss.METRIC_INNER_PRODUCT
@@ -228,22 +242,43 @@ class PlaceMap:
         return index
 
     def _index_ready(self) -> bool:
-        return bool(self.index.is_trained) and self.index.ntotal == self._n
+        """The index answers searches: trained and holding every place but the pending ones."""
+        return bool(self.index.is_trained) and self._n - self.index.ntotal <= self._pending_max
 
-    def _index_add(self, start: int) -> None:
-        """Bring the faiss index up to date with rows ``start:`` (training IVF-PQ when due)."""
+    @property
+    def _pending_max(self) -> int:
+        """Places that may wait outside the index (searched exactly): PCA-PQ adds in batches,
+        because each add to a fast-scan index re-allocates its whole code table (~4 ms at 1M
+        places, up to 17 ms, per keyframe)."""
+        return _PCA_ADD_BATCH - 1 if self.index_type == "pcapq" else 0
+
+    def _flush_index(self) -> None:
+        """Add the pending places (before a save: the index file holds every place)."""
+        if self.index.is_trained and self.index.ntotal < self._n:
+            self._index_add(flush=True)
+
+    def _index_add(self, flush: bool = False) -> None:
+        """Bring the faiss index up to date with the places (training a PQ index when due;
+        PCA-PQ waits for a batch unless ``flush``)."""
         if self.index_type in PQ_TYPES and not self.index.is_trained:
             if self._n < self.ivf_train_size:
                 return
             # k-means cost grows with points; a sample suffices
-            cap = max(self.ivf_train_size, _PQ_TRAIN_SAMPLE if self.index_type == "hnswpq" else 0)
+            cap = {"hnswpq": _PQ_TRAIN_SAMPLE, "pcapq": _PCA_TRAIN_SAMPLE}.get(self.index_type, 0)
+            cap = max(self.ivf_train_size, cap)
             if self._n > cap:
                 pick = np.random.default_rng(0).choice(self._n, cap, replace=False)
                 sample = self._store.rows(np.sort(pick))
             else:
                 sample = self._store.slice(0, self._n)
-            self.index.train(sample)
-            start = 0
+            if self.index_type == "pcapq":
+                train_pca_pq(self.index, sample)
+            else:
+                self.index.train(sample)
+            flush = True
+        start = int(self.index.ntotal)  # the index holds a prefix of the places
+        if not flush and self._n - start <= self._pending_max:
+            return
         for a in range(start, self._n, 65_536):  # float32 chunks of a float16/file-backed store
             self.index.add(self._store.slice(a, min(self._n, a + 65_536)))
 
@@ -253,18 +288,18 @@ class PlaceMap:
         return self.index_reason or f"index_type {self.index_request} requested"
 
     def _maybe_switch_index(self) -> bool:
-        """``auto``: replace the flat index by IVF-PQ sized for the map once it is large (True
+        """``auto``: replace the flat index by PCA-PQ once the map is large (True
         when it did: the new index then holds every place)."""
         if self.index_request != "auto" or self.index_type != "flat" or self._n < AUTO_FLAT_BELOW:
             return False
         choice = choose_index(self._n, self.dim)
         self.index_type = str(choice["index_type"])
         self.index_reason = str(choice["reason"])
-        for key in ("ivf_nlist", "pq_m", "ivf_nprobe", "hnsw_m", "hnsw_ef_search"):
+        for key in ("ivf_nlist", "pq_m", "ivf_nprobe", "hnsw_m", "hnsw_ef_search", "pca_dim"):
             if key in choice:
                 setattr(self, key, int(choice[key]))  # type: ignore[call-overload]
         self.index = self._new_index()
-        self._index_add(0)
+        self._index_add()
         return True
 
     # ----------------------------------------------------------------- adding
@@ -361,7 +396,7 @@ class PlaceMap:
         self._monotone = self._monotone and bool(st[0] >= prev) and bool((np.diff(st) >= 0).all())
         self._n = end
         if not self._maybe_switch_index():
-            self._index_add(start)
+            self._index_add()
         return list(range(start, end))
 
     # ----------------------------------------------------------------- access
@@ -537,7 +572,7 @@ class PlaceMap:
         """Best ``k`` (id, cosine) pairs, best first, skipping the newest ``exclude_last_n``
         places and those stamped after ``exclude_after_stamp`` (e.g. to find loop closures).
 
-        ``rescore=False``: with IVF-PQ, the index's own ranking and approximate scores (no exact
+        ``rescore=False``: with a PQ index, its own ranking and approximate scores (no exact
         re-scoring pass) - for callers that compute exact similarities of the candidates anyway
         (the shortlist sequence matcher)."""
         q = self._check_query(query)
@@ -548,17 +583,21 @@ class PlaceMap:
         if eligible == 0:
             return []
         k = min(int(k), eligible)
-        excluded = self._n - eligible
         # Exact numpy when the index is not usable yet or most of the map is excluded anyway.
-        if not self._index_ready() or k + excluded > self._n // 2:
+        if not self._index_ready() or k + self._n - eligible > self._n // 2:
             return self._exact(q, k, cutoff, mask)
-        # IVF-PQ: fetch extra candidates for the exact re-scoring (enough for the first 5 ranks).
+        indexed = int(self.index.ntotal)
+        pending = np.arange(indexed, min(self._n, cutoff))  # not in the index yet: exact
+        if mask is not None:
+            pending = pending[mask[pending]]
+        excluded = indexed - (eligible - len(pending))  # indexed places the caller excludes
+        # PQ: fetch extra candidates for the exact re-scoring (enough for the first 5 ranks).
         refine = _PQ_REFINE * min(k, 5) if self.index_type in PQ_TYPES and rescore else 0
         fetch = k + excluded + refine
         while True:
-            fetch = min(fetch, self._n)
+            fetch = min(fetch, indexed)
             scores, ids = self._faiss_search(q, fetch)
-            exhausted = fetch >= self._n or bool((ids < 0).any())
+            exhausted = fetch >= indexed or bool((ids < 0).any())
             keep = (ids >= 0) & (ids < cutoff)
             if mask is not None:
                 keep &= mask[np.clip(ids, 0, self._n - 1)]
@@ -566,6 +605,11 @@ class PlaceMap:
             if len(ids) >= k + refine or exhausted:
                 break
             fetch *= 2
+        if len(pending):
+            ids = np.concatenate((ids, pending))
+            scores = np.concatenate((scores, self._store.rows(pending) @ q))
+            order = np.argsort(-scores, kind="stable")
+            ids, scores = ids[order], scores[order]
         if len(ids) < k:  # the graph/IVF probes missed eligible places: stay correct
             return self._exact(q, k, cutoff, mask)
         if self.index_type in PQ_TYPES and rescore:  # PQ scores are approximate: re-score
@@ -581,6 +625,8 @@ class PlaceMap:
             self.index.nprobe = self.ivf_nprobe
             self.index.parallel_mode = 1  # one query: its lists scanned by all threads
         scores, ids = self.index.search(q[None], fetch)
+        if self.index_type == "pcapq":  # squared L2 of projected unit vectors: ~ 2 - 2 cos
+            return 1.0 - 0.5 * scores[0], ids[0]
         return scores[0], ids[0]
 
     # ----------------------------------------------------------------- persistence
@@ -601,6 +647,7 @@ class PlaceMap:
                 "ivf_nlist": self.ivf_nlist,
                 "pq_m": self.pq_m,
                 "ivf_nprobe": self.ivf_nprobe,
+                "pca_dim": self.pca_dim,
             },
             "tags": {str(k): str(v) for k, v in self.tags.items()},
             "created": float(self.created),
@@ -657,6 +704,7 @@ class PlaceMap:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         meta = self._meta()
+        self._flush_index()
         faiss.write_index(self.index, str(tmp / "index.faiss"))
         self._store.save(tmp / "descriptors.npy")
         self._write_sqlite(tmp / "places.sqlite", meta)
@@ -758,10 +806,12 @@ class PlaceMap:
         m._frames = frames
         m._monotone = bool((np.diff(stamps) >= 0).all())
         m.index = index
+        if m.index_type == "pcapq":
+            set_search_defaults(index)
         m.tags = {str(k): str(v) for k, v in (meta.get("tags") or {}).items()}
         m.created = float(meta.get("created", time.time()))
         if m.index_type in PQ_TYPES and not index.is_trained:
-            m._index_add(0)  # settings may allow training now
+            m._index_add()  # settings may allow training now
         if FEATURES_FILE in sums:
             f = src / FEATURES_FILE
             if not f.is_file() or sha256_file(f) != sums[FEATURES_FILE]:
@@ -913,12 +963,18 @@ def _check_index_kind(index: Any, m: PlaceMap, path: Path) -> None:
         "hnsw": faiss.IndexHNSWFlat,
         "ivfpq": faiss.IndexIVFPQ,
         "hnswpq": faiss.IndexHNSWPQ,
+        "pcapq": faiss.IndexPreTransform,
     }
     actual = type(index).__name__
     if not isinstance(index, kinds[m.index_type]):
         raise MapFormatError(
             f"{path}: the manifest says index_type '{m.index_type}' but the file holds a {actual}"
         )
+    if m.index_type == "pcapq":
+        problem = check_pca_pq(index, m.dim, m.pca_dim)
+        if problem:
+            raise MapFormatError(f"{path}: {problem}")
+        return
     if index.metric_type != faiss.METRIC_INNER_PRODUCT:
         raise MapFormatError(f"{path}: the index does not use inner-product (cosine) search")
     if m.index_type in ("hnsw", "hnswpq") and index.hnsw.nb_neighbors(0) != 2 * m.hnsw_m:

@@ -232,18 +232,14 @@ class ShortlistSequenceMatcher:
         need = np.unique((ends[None, None, :] - offs[:, :, None]).ravel())
         need = need[need >= 0]
         vals = self._normalised(frames, need, used)  # (used, len(need)); 0 where missing
-        best = np.full(len(ends), -np.inf)
-        best_v = np.zeros(len(ends), dtype=np.int64)
-        for vi in range(len(p.velocities)):
-            acc = np.zeros(len(ends))
-            for k in range(used):
-                j = ends - offs[vi, k]
-                ok = j >= 0
-                pos = np.searchsorted(need, j[ok])
-                acc[ok] += vals[used - 1 - k, pos]
-            better = acc > best
-            best = np.where(better, acc, best)
-            best_v[better] = vi
+        j = ends[None, None, :] - offs[:, :, None]  # (V, used, ends): place of frame k back
+        ok = j >= 0
+        frame = (used - 1 - np.arange(used))[None, :, None]  # row of vals for k frames back
+        terms = np.zeros(j.shape)
+        terms[ok] = vals[np.broadcast_to(frame, j.shape)[ok], np.searchsorted(need, j[ok])]
+        acc = terms.sum(axis=1)  # (V, ends)
+        best_v = np.argmax(acc, axis=0)  # the first velocity of the best score, as the loop had
+        best = acc[best_v, np.arange(len(ends))]
         sc = best / used
         i = int(np.argmax(sc))
         index = int(ends[i])
@@ -270,51 +266,48 @@ class ShortlistSequenceMatcher:
 
     def _normalised(self, frames: list[_Frame], need: np.ndarray, used: int) -> np.ndarray:
         """Normalised similarity of the last ``used`` frames to places ``need`` (sorted), as the
-        full matcher's columns hold them; 0 where the place was not eligible for that frame."""
+        full matcher's columns hold them; 0 where the place was not eligible for that frame.
+        All frames at once: (frames x places) arrays, no per-frame loop."""
         p = self.p
         r = p.contrast_window if p.contrast_normalise else 0
-        nmax = max(f.n for f in frames)
+        n_g = np.array([f.n for f in frames])[:, None]  # (G, 1) column lengths
         span = np.arange(-r, r + 1)
         rows = np.unique((need[:, None] + span[None, :]).ravel())
-        rows = rows[(rows >= 0) & (rows < nmax)]
+        rows = rows[(rows >= 0) & (rows < n_g.max())]
         q = np.stack([f.query for f in frames])
         sims = self._cached_sims(rows, q)  # (G, len(rows))
         g_count = len(frames)
-        z = np.zeros((g_count, len(need)))
-        valid = np.zeros((g_count, len(need)), dtype=bool)
+        valid = need[None, :] < n_g  # (G, len(need))
         pos_need = np.searchsorted(rows, need)
-        c1 = np.concatenate((np.zeros((g_count, 1)), np.cumsum(sims, axis=1)), axis=1)
-        c2 = np.concatenate((np.zeros((g_count, 1)), np.cumsum(sims * sims, axis=1)), axis=1)
-        for g, f in enumerate(frames):
-            ok = need < f.n
-            valid[g] = ok
-            if not p.contrast_normalise:
-                z[g, ok] = sims[g, pos_need[ok]]
-                continue
-            j = need[ok]
-            lo = np.maximum(j - r, 0)
-            hi = np.minimum(j + r + 1, f.n)
-            a = np.searchsorted(rows, lo)
-            b = a + (hi - lo)
-            cnt = hi - lo
-            mean = (c1[g, b] - c1[g, a]) / cnt
-            var = np.maximum((c2[g, b] - c2[g, a]) / cnt - mean * mean, 0.0)
-            floor = p.std_floor * f.std
-            z[g, ok] = (sims[g, pos_need[ok]] - mean) / np.sqrt(var + floor * floor + _EPS)
-        out = np.zeros((used, len(need)))
+        s_need = sims[:, pos_need]
+        if not p.contrast_normalise:
+            z = np.where(valid, s_need, 0.0)
+        else:
+            zero = np.zeros((g_count, 1))
+            c1 = np.concatenate((zero, np.cumsum(sims, axis=1)), axis=1)
+            c2 = np.concatenate((zero, np.cumsum(sims * sims, axis=1)), axis=1)
+            lo = np.maximum(need - r, 0)
+            a = np.searchsorted(rows, lo)  # rows hold every id of [lo, hi): windows are runs
+            cnt = np.where(valid, np.minimum(need[None, :] + r + 1, n_g) - lo[None, :], 1)
+            b = np.where(valid, a[None, :] + cnt, a[None, :])
+            mean = (np.take_along_axis(c1, b, axis=1) - c1[:, a]) / cnt
+            var = np.maximum((np.take_along_axis(c2, b, axis=1) - c2[:, a]) / cnt - mean * mean, 0)
+            floor = p.std_floor * np.array([f.std for f in frames])[:, None]
+            z = np.where(valid, (s_need - mean) / np.sqrt(var + floor * floor + _EPS), 0.0)
         qwin = p.query_window if p.contrast_normalise else 0
-        for u in range(used):
-            g = g_count - used + u
-            if qwin <= 1:
-                out[u] = np.where(valid[g], z[g], 0.0)
-                continue
-            lo = max(0, g - qwin + 1)
-            w, wv = z[lo : g + 1], valid[lo : g + 1]
-            cnt = wv.sum(axis=0)
-            s1 = np.where(wv, w, 0.0).sum(axis=0)
-            s2 = np.where(wv, w * w, 0.0).sum(axis=0)
-            mean = s1 / np.maximum(cnt, 1)
-            var = np.maximum(s2 / np.maximum(cnt, 1) - mean * mean, 0.0)
-            qz = (z[g] - mean) / np.sqrt(var + p.std_floor**2 + _EPS)
-            out[u] = np.where(valid[g], np.where(cnt >= 2, qz, z[g]), 0.0)
-        return out
+        last = z[g_count - used :]
+        if qwin <= 1:
+            return last
+        # Query-side z-score of each used frame over its last ``qwin`` frames (eligible ones).
+        zero = np.zeros((1, z.shape[1]))
+        k1 = np.concatenate((zero, np.cumsum(z, axis=0)))  # z is 0 where not eligible
+        k2 = np.concatenate((zero, np.cumsum(z * z, axis=0)))
+        kv = np.concatenate((zero, np.cumsum(valid, axis=0)))
+        g = np.arange(g_count - used, g_count)
+        lo_g = np.maximum(0, g - qwin + 1)
+        cnt = kv[g + 1] - kv[lo_g]
+        den = np.maximum(cnt, 1)
+        mean = (k1[g + 1] - k1[lo_g]) / den
+        var = np.maximum((k2[g + 1] - k2[lo_g]) / den - mean * mean, 0.0)
+        qz = (last - mean) / np.sqrt(var + p.std_floor**2 + _EPS)
+        return np.where(valid[g_count - used :], np.where(cnt >= 2, qz, last), 0.0)

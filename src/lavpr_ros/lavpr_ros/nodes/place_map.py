@@ -95,8 +95,8 @@ PARAMS = [
     Param(
         "index_type",
         "auto",
-        "faiss index of a new map: auto (flat below 50k places, then HNSW over PQ codes; see "
-        "docs/scale.md), flat (exact), hnsw, ivfpq or hnswpq",
+        "faiss index of a new map: auto (flat below 50k places, then pcapq; see "
+        "docs/scale.md), flat (exact), hnsw, ivfpq, hnswpq or pcapq (PCA + 4-bit fast-scan PQ)",
     ),
     Param(
         "pose_source",
