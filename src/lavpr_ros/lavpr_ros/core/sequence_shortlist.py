@@ -126,7 +126,8 @@ class ShortlistSequenceMatcher:
         # consecutive shortlists overlap, so a frame fetches and multiplies only the new rows.
         # Slots in growable buffers (appends are O(new rows)); similarity columns are a ring
         # indexed by frame number, so a new frame writes one column instead of shifting all.
-        self._n_slots = 0
+        self._n_slots = 0  # slots in use or freed (ids -1) since the last growth
+        self._live = 0  # slots holding a row
         self._ids = np.zeros(0, dtype=np.int64)
         self._rows = np.zeros((0, self.store.dim), dtype=np.float32)
         self._sims = np.zeros((0, self.frames.maxlen or 1))
@@ -159,15 +160,12 @@ class ShortlistSequenceMatcher:
     def _cached_sims(self, rows: np.ndarray, q: np.ndarray, compact: bool = True) -> np.ndarray:
         """(G, len(rows)) similarities of the kept frames' queries ``q`` to places ``rows``."""
         k = self._n_slots
-        if compact and k > 2 * max(len(rows), 1024):  # now and then: keep what this frame uses
-            keep = np.flatnonzero(np.isin(self._ids[:k], rows, assume_unique=True))
-            m = len(keep)
-            self._ids[:m], self._rows[:m], self._sims[:m] = (
-                self._ids[keep],
-                self._rows[keep],
-                self._sims[keep],
-            )
-            self._n_slots = k = m
+        if compact and self._live > 1.25 * max(len(rows), 1024):
+            # now and then: free the slots this frame does not use (new rows reuse them, so
+            # nothing is copied and the buffers stay near a frame's rows)
+            unused = ~np.isin(self._ids[:k], rows)  # freed slots (-1) repeat: not unique
+            self._ids[:k][unused] = -1
+            self._live = k - int(unused.sum())
         order = np.argsort(self._ids[:k], kind="stable")
         sorted_ids = self._ids[:k][order]
         pos = np.minimum(np.searchsorted(sorted_ids, rows), max(k - 1, 0))
@@ -177,19 +175,22 @@ class ShortlistSequenceMatcher:
         missing = rows[~found]
         cols = self._columns()
         if len(missing):
-            need = k + len(missing)
+            free = np.flatnonzero(self._ids[:k] < 0)[: len(missing)]
+            need = k + len(missing) - len(free)
             if need > len(self._ids):  # grow the buffers (doubling)
                 cap = max(need, 2 * len(self._ids), 1024)
-                ids = np.zeros(cap, dtype=np.int64)
+                ids = np.full(cap, -1, dtype=np.int64)
                 buf = np.zeros((cap, self.store.dim), dtype=np.float32)
                 sims = np.zeros((cap, self._sims.shape[1]))
                 ids[:k], buf[:k], sims[:k] = self._ids[:k], self._rows[:k], self._sims[:k]
                 self._ids, self._rows, self._sims = ids, buf, sims
-            self._ids[k:need] = missing
-            self._rows[k:need] = self.store.rows(missing)
-            self._sims[k:need][:, cols] = self._rows[k:need] @ q.T
-            slots[~found] = np.arange(k, need)
+            new = np.concatenate((free, np.arange(k, need)))
+            self._ids[new] = missing
+            self._rows[new] = self.store.rows(missing)
+            self._sims[np.ix_(new, cols)] = self._rows[new] @ q.T
+            slots[~found] = new
             self._n_slots = need
+            self._live += len(missing)
         return self._sims[slots][:, cols].T
 
     def update(self, query: np.ndarray, n: int, candidates: np.ndarray) -> SequenceResult | None:
