@@ -383,7 +383,7 @@ def bench_maps(
     mem_rows: list[dict] = []
     meta_bpp = _metadata_bytes_per_place(dim, tmp)
     last_build: dict[str, tuple[int, float]] = {}
-    steps = len(sizes) * 5
+    steps = len(sizes) * 6
     with tqdm(total=steps, desc="map sizes", unit="step", leave=False) as bar:
         for n in sizes:
             bar.set_postfix_str(f"N={n:,} data")
@@ -403,7 +403,7 @@ def bench_maps(
                 }
             )
             bar.update(1)
-            for kind in ("flat", "hnsw", "ivfpq"):
+            for kind in ("flat", "hnsw", "ivfpq", "pcapq"):
                 bar.set_postfix_str(f"N={n:,} {kind}")
                 row: dict[str, Any] = {"size": n, "index": kind}
                 kw: dict[str, Any] = {}
@@ -442,7 +442,7 @@ def bench_maps(
                     speedup_vs_naive=float(np.median(naive_ms)) / p50,
                     trained=bool(m.index.is_trained and m.index.ntotal == n),
                 )
-                if kind == "ivfpq" and not row["trained"]:
+                if kind in ("ivfpq", "pcapq") and not row["trained"]:
                     row["note"] = f"untrained (<{m.ivf_train_size}): exact"
                 search_rows.append(row)
                 if m.index.ntotal:
