@@ -190,9 +190,15 @@ class DescriptorStore:
         breaks = np.flatnonzero(np.diff(ids) != 1) + 1
         starts = np.concatenate(([0], breaks))
         ends = np.concatenate((breaks, [len(ids)]))
+        row = self.dim * self.dtype.itemsize
         for s0, e0 in zip(starts.tolist(), ends.tolist(), strict=True):
             a = int(ids[s0])
-            out[s0:e0] = self._read(a, a + (e0 - s0))
+            if not hasattr(os, "preadv"):  # read straight into ``out`` where the OS can
+                out[s0:e0] = self._read(a, a + (e0 - s0))
+                continue
+            view = memoryview(out[s0:e0]).cast("B")
+            if os.preadv(self._fd, [view], self._offset + a * row) != len(view):  # type: ignore[arg-type]
+                raise OSError(f"descriptors file {self._path} is shorter than its {self._nb} rows")
         return out
 
     def slice(self, a: int, b: int, native: bool = False) -> np.ndarray:

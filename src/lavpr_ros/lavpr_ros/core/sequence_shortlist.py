@@ -132,6 +132,9 @@ class ShortlistSequenceMatcher:
         self._rows = np.zeros((0, self.store.dim), dtype=np.float32)
         self._sims = np.zeros((0, self.frames.maxlen or 1))
         self._frame_no = -1
+        # Column of each place in the current ``need`` (only entries of ``need`` are ever read,
+        # so stale ones need no reset): a gather instead of ~75k binary searches per frame.
+        self._need_pos = np.zeros(0, dtype=np.int32)
 
     def record(self, query: np.ndarray, n: int, candidates: np.ndarray, std: float) -> None:
         """Remember a frame matched elsewhere (by the full matcher) so a later switch is exact."""
@@ -186,8 +189,9 @@ class ShortlistSequenceMatcher:
                 self._ids, self._rows, self._sims = ids, buf, sims
             new = np.concatenate((free, np.arange(k, need)))
             self._ids[new] = missing
-            self._rows[new] = self.store.rows(missing)
-            self._sims[np.ix_(new, cols)] = self._rows[new] @ q.T
+            fresh = self.store.rows(missing)
+            self._rows[new] = fresh
+            self._sims[np.ix_(new, cols)] = fresh @ q.T  # not self._rows[new]: a second gather
             slots[~found] = new
             self._n_slots = need
             self._live += len(missing)
@@ -237,7 +241,10 @@ class ShortlistSequenceMatcher:
         ok = j >= 0
         frame = (used - 1 - np.arange(used))[None, :, None]  # row of vals for k frames back
         terms = np.zeros(j.shape)
-        terms[ok] = vals[np.broadcast_to(frame, j.shape)[ok], np.searchsorted(need, j[ok])]
+        if len(self._need_pos) <= need[-1]:
+            self._need_pos = np.zeros(max(int(need[-1]) + 1, 2 * len(self._need_pos)), np.int32)
+        self._need_pos[need] = np.arange(len(need), dtype=np.int32)
+        terms[ok] = vals[np.broadcast_to(frame, j.shape)[ok], self._need_pos[j[ok]]]
         acc = terms.sum(axis=1)  # (V, ends)
         best_v = np.argmax(acc, axis=0)  # the first velocity of the best score, as the loop had
         best = acc[best_v, np.arange(len(ends))]
