@@ -276,3 +276,23 @@ def test_float16_rows_decode_exactly_as_numpy_casts() -> None:
     np.testing.assert_array_equal(as_float32(x), x.astype(np.float32))
     np.testing.assert_array_equal(as_float32(x[::2]), x[::2].astype(np.float32))  # strided
     assert as_float32(x[:0]).shape == (0, 3328)
+
+
+def test_route_distractors_keep_neighbouring_ids_neighbouring_places() -> None:
+    """`lavpr bench scale --distractors routes`: after the real rows, runs whose consecutive
+    ids mix consecutive route places, so a place resembles its id neighbours (i.i.d. mixtures'
+    neighbours are unrelated places)."""
+    from lavpr_ros.cli.bench_scale import expand, expand_routes
+
+    ref, _, _ = _encoded("nordland", 1)
+    base = _unit(ref[:600])  # route order
+    routes = np.asarray(expand_routes(base, 5_600, seed=0, run=1000), dtype=np.float32)
+    mixed = np.asarray(expand(base, 5_600, seed=0), dtype=np.float32)
+    np.testing.assert_allclose(routes[:600], base, atol=1e-3)
+    assert np.allclose(np.linalg.norm(routes, axis=1), 1.0, atol=1e-2)
+
+    def neighbour_cos(x: np.ndarray) -> float:
+        tail = x[600:]
+        return float(np.mean(np.sum(tail[1:] * tail[:-1], axis=1)))
+
+    assert neighbour_cos(routes) > neighbour_cos(mixed) + 0.05

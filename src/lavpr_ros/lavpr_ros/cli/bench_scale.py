@@ -59,6 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--json", type=Path, default=Path("results/bench-scale.json"), help="results JSON"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the augmentation and mixing")
+    p.add_argument(
+        "--distractors",
+        choices=("mixtures", "routes"),
+        default="mixtures",
+        help="how the map beyond the encoded images is made: i.i.d. mixtures of encoded rows, or "
+        "route-ordered runs of 1000 mixtures whose neighbouring ids are neighbouring places",
+    )
     p.set_defaults(func=run_scale)
 
 
@@ -100,12 +107,44 @@ def encode_augmented(encoder: Any, paths: list[Path], n: int, seed: int, desc: s
     from ..core.images import load_image
 
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(paths), n, replace=n > len(paths))
+    pick = _pick(rng, len(paths), n)
     out = np.zeros((n, encoder.dim), dtype=np.float32)
     for a in tqdm(range(0, n, 32), desc=desc, unit="batch", file=sys.stderr):
         batch = [augment(load_image(paths[i]), rng) for i in pick[a : a + 32]]
         out[a : a + len(batch)] = encoder.encode(batch)
     return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def _pick(rng: np.random.Generator, n_paths: int, n: int) -> np.ndarray:
+    """Which images ``encode_augmented`` encodes (first draw of its generator)."""
+    return rng.choice(n_paths, n, replace=n > n_paths)
+
+
+def route_order(n_paths: int, n: int, seed: int) -> np.ndarray:
+    """Order of the rows ``encode_augmented(..., n, seed)`` returns that follows the routes
+    (``_image_paths`` lists Nordland summer, winter, Corridor ref, query, each in route order)."""
+    return np.argsort(_pick(np.random.default_rng(seed), n_paths, n), kind="stable")
+
+
+def expand_routes(base: np.ndarray, n: int, seed: int, run: int = 1000) -> np.ndarray:
+    """Like :func:`expand`, but after the real rows the map is runs of ``run`` places that follow
+    the route order of ``base`` (rows given in route order): place t of a run mixes rows p+t,
+    j+t, k+t with one weight, so neighbouring ids are neighbouring places, as in a real map
+    (i.i.d. mixtures make every id's neighbours unrelated places)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, base.shape[1]), dtype=np.float16)
+    m = min(n, len(base))
+    out[:m] = base[:m]
+    t = np.arange(run)
+    for a in tqdm(range(m, n, run), desc="expand routes", file=sys.stderr, mininterval=2):
+        b = min(n, a + run)
+        p, j, k = rng.integers(0, len(base), 3)
+        tt = t[: b - a]
+        x = base[(p + tt) % len(base)] + rng.uniform(0.3, 0.7) * (
+            base[(j + tt) % len(base)] - base[(k + tt) % len(base)]
+        )
+        out[a:b] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
 
 
 def expand(base: np.ndarray, n: int, seed: int, chunk: int = 100_000) -> np.ndarray:
@@ -181,11 +220,20 @@ def measure_loaded(path: Path, queries: np.ndarray, k: int = 10) -> dict[str, An
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _map_dir(n: int, args: argparse.Namespace) -> Path:
+    return CACHE / (f"map-{n}" + ("-routes" if args.distractors == "routes" else ""))
+
+
 def bench_size(n: int, pool: np.ndarray, queries: np.ndarray, args: argparse.Namespace):
     from ..core.place_map import PlaceMap
 
     tag = f"{pool.shape[1]}d-{len(pool)}real-{n}"
-    x = _cached(f"map-{tag}", lambda: expand(pool, n, args.seed + n))
+    if args.distractors == "routes":
+        tag += "-routes"
+        order = route_order(len(_image_paths()), len(pool), args.seed)
+        x = _cached(f"map-{tag}", lambda: expand_routes(pool[order], n, args.seed + n))
+    else:
+        x = _cached(f"map-{tag}", lambda: expand(pool, n, args.seed + n))
     truth = _cached(f"truth-{tag}-{len(queries)}q", lambda: _exact_topk(x, queries, 10))
     pm = PlaceMap(x.shape[1], args.model_id, "auto", storage=args.storage)
     t = time.perf_counter()
@@ -194,7 +242,7 @@ def bench_size(n: int, pool: np.ndarray, queries: np.ndarray, args: argparse.Nam
         # Stamped 0..n/1000 s: before the demo bag (from 1000 s), so it can be embedded.
         pm.add_batch(np.asarray(x[a:b], dtype=np.float32), np.arange(a, b) / 1000.0)
     build_s = time.perf_counter() - t
-    path = CACHE / f"map-{n}"
+    path = _map_dir(n, args)
     t = time.perf_counter()
     pm.save(path)
     save_s = time.perf_counter() - t
@@ -285,6 +333,7 @@ def run_scale(args: argparse.Namespace) -> int:
     results: dict[str, Any] = {
         "encoder": encoder.model_id,
         "real_images_encoded": args.real,
+        "distractors": args.distractors,
         "queries": args.queries,
         "threads": os.environ.get("OMP_NUM_THREADS"),
         "sizes": [],
@@ -297,9 +346,9 @@ def run_scale(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     if args.demo:
-        results["demo"] = demo_embedded(CACHE / f"map-{max(sizes)}", args.encoder, CACHE)
+        results["demo"] = demo_embedded(_map_dir(max(sizes), args), args.encoder, CACHE)
         console.print(results["demo"])
     args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     for n in sizes[:-1]:
-        shutil.rmtree(CACHE / f"map-{n}", ignore_errors=True)
+        shutil.rmtree(_map_dir(n, args), ignore_errors=True)
     return 0
