@@ -86,3 +86,32 @@ def test_map_frame_places_give_no_warning(saved_map, capsys) -> None:
     assert main(["map", "info", str(saved_map)]) == 0
     out = capsys.readouterr()
     assert "pose_frames        map" in out.out and out.err == ""
+
+
+def test_reindex_refits_a_pca_pq_projection_on_all_places(tmp_path, capsys) -> None:
+    """A PCA-PQ index trained on one area knows only its directions; places of a second area
+    added later rank poorly until `lavpr map reindex` refits the projection on all places."""
+    rng = np.random.default_rng(0)
+    dim, n = 64, 1000
+
+    def area(basis: np.ndarray) -> np.ndarray:
+        x = rng.standard_normal((n, len(basis))) @ basis + 0.01 * rng.standard_normal((n, dim))
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+    basis = np.linalg.qr(rng.standard_normal((dim, 24)))[0].T  # orthogonal 16-d and 8-d areas
+    a, b = area(basis[:16]), area(basis[16:])
+    m = PlaceMap(dim, "m", "pcapq", pca_dim=16)
+    m.add_batch(a, np.arange(n, dtype=float))  # trained here, on area a only
+    m.add_batch(b, np.arange(n, 2 * n, dtype=float))
+    queries = b[:100] + 0.02 * rng.standard_normal((100, dim)).astype(np.float32)
+
+    def recall(pm: PlaceMap) -> float:
+        return float(np.mean([pm.search(q, 1)[0][0] == n + i for i, q in enumerate(queries)]))
+
+    before = recall(m)
+    m.save(tmp_path / "map")
+    assert main(["map", "reindex", str(tmp_path / "map")]) == 0
+    assert "index pcapq -> pcapq" in capsys.readouterr().out
+    after = PlaceMap.load(tmp_path / "map")
+    assert after.index_type == "pcapq" and after.pca_dim == 16 and after.index.ntotal == 2 * n
+    assert recall(after) >= 0.9 > 0.5 > before

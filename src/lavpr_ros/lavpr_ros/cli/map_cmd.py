@@ -190,6 +190,26 @@ def _annotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reindex(args: argparse.Namespace) -> int:
+    from lavpr_ros.core.place_map import PlaceMap
+
+    t0 = time.perf_counter()
+    m = PlaceMap.load(args.map_dir)  # verifies files and checksums
+    t1 = time.perf_counter()
+    before = m.index_type
+    m.reindex()
+    t2 = time.perf_counter()
+    m.save(args.map_dir)  # atomic: a crash leaves the old map
+    t3 = time.perf_counter()
+    print(
+        f"{Path(args.map_dir)}: {len(m)} places, index {before} -> {m.index_type} "
+        f"({m._index_reason()}); load {t1 - t0:.1f} s, rebuild {t2 - t1:.1f} s, "
+        f"save {t3 - t2:.1f} s"
+    )
+    _warn_odom(m)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("map", help="saved place maps: tags (country/city), info, catalog")
     msub = p.add_subparsers(dest="map_command", required=True)
@@ -203,6 +223,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("map_dir", help="saved map directory")
     i.add_argument("--json", action="store_true", help="print one JSON object")
     i.set_defaults(func=_info)
+
+    r = msub.add_parser(
+        "reindex",
+        help="rebuild a saved map's index from its stored rows (a PCA-PQ index refitted on all "
+        "places; auto re-chooses the index for the map's size)",
+    )
+    r.add_argument("map_dir", help="saved map directory (rewritten atomically)")
+    r.set_defaults(func=_reindex)
 
     pl = msub.add_parser(
         "places", help="ids, stamps, poses, frames and descriptions of a saved map's places"

@@ -302,6 +302,19 @@ class PlaceMap:
         self._index_add()
         return True
 
+    def reindex(self) -> None:
+        """Rebuild the index from the stored rows: ``auto`` re-chooses it for the map's size, and
+        a compressed index is retrained on a sample of *all* places (a PCA-PQ projection fitted
+        at the 50k-place switch only knows the surroundings mapped by then)."""
+        if self.index_request == "auto":
+            choice = choose_index(self._n, self.dim)
+            self.index_type = str(choice["index_type"])
+            self.index_reason = str(choice["reason"])
+            if "pca_dim" in choice:
+                self.pca_dim = int(choice["pca_dim"])  # type: ignore[call-overload]
+        self.index = self._new_index()
+        self._index_add(flush=True)
+
     # ----------------------------------------------------------------- adding
     def _grow(self, extra: int) -> None:
         need = self._n + extra
