@@ -203,7 +203,7 @@ def _reindex(args: argparse.Namespace) -> int:
     t3 = time.perf_counter()
     print(
         f"{Path(args.map_dir)}: {len(m)} places, index {before} -> {m.index_type} "
-        f"({m._index_reason()}); load {t1 - t0:.1f} s, rebuild {t2 - t1:.1f} s, "
+        f"({m.index_choice_reason()}); load {t1 - t0:.1f} s, rebuild {t2 - t1:.1f} s, "
         f"save {t3 - t2:.1f} s"
     )
     _warn_odom(m)

@@ -193,10 +193,7 @@ class DescriptorStore:
         row = self.dim * self.dtype.itemsize
         for s0, e0 in zip(starts.tolist(), ends.tolist(), strict=True):
             a = int(ids[s0])
-            if not hasattr(os, "preadv"):  # read straight into ``out`` where the OS can
-                out[s0:e0] = self._read(a, a + (e0 - s0))
-                continue
-            view = memoryview(out[s0:e0]).cast("B")
+            view = memoryview(out[s0:e0]).cast("B")  # read straight into ``out``
             if os.preadv(self._fd, [view], self._offset + a * row) != len(view):  # type: ignore[arg-type]
                 raise OSError(f"descriptors file {self._path} is shorter than its {self._nb} rows")
         return out

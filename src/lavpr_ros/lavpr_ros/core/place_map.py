@@ -282,22 +282,27 @@ class PlaceMap:
         for a in range(start, self._n, 65_536):  # float32 chunks of a float16/file-backed store
             self.index.add(self._store.slice(a, min(self._n, a + 65_536)))
 
-    def _index_reason(self) -> str:
+    def index_choice_reason(self) -> str:
+        """Why the map has its index (saved in the manifest's ``index_choice``)."""
         if self.index_request == "auto" and self.index_type == "flat":
             return str(choose_index(self._n, self.dim)["reason"])
         return self.index_reason or f"index_type {self.index_request} requested"
 
-    def _maybe_switch_index(self) -> bool:
-        """``auto``: replace the flat index by PCA-PQ once the map is large (True
-        when it did: the new index then holds every place)."""
-        if self.index_request != "auto" or self.index_type != "flat" or self._n < AUTO_FLAT_BELOW:
-            return False
+    def _take_auto_choice(self) -> None:
+        """``auto``: the index ``choose_index`` picks for the map's current size, and why."""
         choice = choose_index(self._n, self.dim)
         self.index_type = str(choice["index_type"])
         self.index_reason = str(choice["reason"])
         for key in ("ivf_nlist", "pq_m", "ivf_nprobe", "hnsw_m", "hnsw_ef_search", "pca_dim"):
             if key in choice:
                 setattr(self, key, int(choice[key]))  # type: ignore[call-overload]
+
+    def _maybe_switch_index(self) -> bool:
+        """``auto``: replace the flat index by PCA-PQ once the map is large (True
+        when it did: the new index then holds every place)."""
+        if self.index_request != "auto" or self.index_type != "flat" or self._n < AUTO_FLAT_BELOW:
+            return False
+        self._take_auto_choice()
         self.index = self._new_index()
         self._index_add()
         return True
@@ -307,11 +312,7 @@ class PlaceMap:
         a compressed index is retrained on a sample of *all* places (a PCA-PQ projection fitted
         at the 50k-place switch only knows the surroundings mapped by then)."""
         if self.index_request == "auto":
-            choice = choose_index(self._n, self.dim)
-            self.index_type = str(choice["index_type"])
-            self.index_reason = str(choice["reason"])
-            if "pca_dim" in choice:
-                self.pca_dim = int(choice["pca_dim"])  # type: ignore[call-overload]
+            self._take_auto_choice()
         self.index = self._new_index()
         self._index_add(flush=True)
 
@@ -649,7 +650,7 @@ class PlaceMap:
             "model_id": self.model_id,
             "dim": self.dim,
             "index_type": self.index_type,
-            "index_choice": {"requested": self.index_request, "reason": self._index_reason()},
+            "index_choice": {"requested": self.index_request, "reason": self.index_choice_reason()},
             "descriptor_storage": self._store.storage,
             "frame_id": self.frame_id,
             "count": self._n,
