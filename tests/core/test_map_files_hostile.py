@@ -24,6 +24,14 @@ def _map(n: int = 20, index_type: str = "flat", **kw) -> PlaceMap:
     return m
 
 
+def _edit_manifest(target: Path, edit) -> None:
+    """Rewrite a saved map's manifest through ``edit(meta)`` (the data files stay as saved)."""
+    man = target / "manifest.yaml"
+    meta = yaml.safe_load(man.read_text())
+    edit(meta)
+    man.write_text(yaml.safe_dump(meta))
+
+
 def _tree(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): (p.read_bytes() if p.is_file() else b"<dir>")
@@ -163,10 +171,7 @@ def test_item5_manifest_index_type_must_match_file(tmp_path: Path) -> None:
     """Before: a manifest stating index_type hnsw over a flat index loaded."""
     target = tmp_path / "m"
     _map().save(target)
-    man = target / "manifest.yaml"
-    meta = yaml.safe_load(man.read_text())
-    meta["index_type"] = "hnsw"
-    man.write_text(yaml.safe_dump(meta))
+    _edit_manifest(target, lambda meta: meta.update(index_type="hnsw"))
     with pytest.raises(MapFormatError, match="index_type 'hnsw' but the file holds"):
         PlaceMap.load(target)
 
@@ -182,10 +187,7 @@ def test_item5_manifest_index_type_must_match_file(tmp_path: Path) -> None:
 def test_item5_nonsense_index_parameters_refused(tmp_path: Path, params, match) -> None:
     target = tmp_path / "m"
     _map(index_type="hnsw").save(target)
-    man = target / "manifest.yaml"
-    meta = yaml.safe_load(man.read_text())
-    meta["index_params"].update(params)
-    man.write_text(yaml.safe_dump(meta))
+    _edit_manifest(target, lambda meta: meta["index_params"].update(params))
     with pytest.raises(MapFormatError, match=match):
         PlaceMap.load(target)
 
@@ -193,10 +195,7 @@ def test_item5_nonsense_index_parameters_refused(tmp_path: Path, params, match) 
 def test_item5_hnsw_parameters_checked_against_graph(tmp_path: Path) -> None:
     target = tmp_path / "m"
     _map(index_type="hnsw", hnsw_m=16).save(target)
-    man = target / "manifest.yaml"
-    meta = yaml.safe_load(man.read_text())
-    meta["index_params"]["hnsw_m"] = 32
-    man.write_text(yaml.safe_dump(meta))
+    _edit_manifest(target, lambda meta: meta["index_params"].update(hnsw_m=32))
     with pytest.raises(MapFormatError, match="does not match the stored HNSW graph"):
         PlaceMap.load(target)
 
@@ -213,16 +212,11 @@ def test_item5_pcapq_projection_checked_against_file(tmp_path: Path) -> None:
     loaded = PlaceMap.load(target)
     assert loaded.index_type == "pcapq" and loaded.index.ntotal == 700
     assert loaded.search(query, 1)[0][0] == 650
-    man = target / "manifest.yaml"
-    meta = yaml.safe_load(man.read_text())
-    meta["index_params"]["pca_dim"] = 4
-    man.write_text(yaml.safe_dump(meta))
+    _edit_manifest(target, lambda meta: meta["index_params"].update(pca_dim=4))
     with pytest.raises(MapFormatError, match="projection is not 16 -> 4"):
         PlaceMap.load(target)
     flat = tmp_path / "flat"
     _map().save(flat)
-    meta = yaml.safe_load((flat / "manifest.yaml").read_text())
-    meta["index_type"] = "pcapq"
-    (flat / "manifest.yaml").write_text(yaml.safe_dump(meta))
+    _edit_manifest(flat, lambda meta: meta.update(index_type="pcapq"))
     with pytest.raises(MapFormatError, match="index_type 'pcapq' but the file holds"):
         PlaceMap.load(flat)
