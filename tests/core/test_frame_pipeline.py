@@ -112,6 +112,27 @@ def test_item8_future_pose_without_clock_is_caught_by_the_image_stream() -> None
     assert r.status == PROCESSED and r.pose is not None
 
 
+def test_poses_far_ahead_of_a_lagging_encoder_are_kept_for_it() -> None:
+    """Before: a replay 20x faster than recorded with the encoder 3 s (wall) behind put the
+    odometry 60 s of stamps ahead of the descriptors; poses beyond max_pose_lead_s were refused
+    and the 60 s pose history pruned the ones the late descriptors needed, so their loop
+    closures carried no or wrong poses (the online-vs-offline graph test failed in CI)."""
+    p = _pipe(use_poses=True, expected_model_id="m", max_pose_lead_s=60.0)
+    assert p.push_pose(1000.0, POSE, arrived=0.0) is None
+    (r,) = _push(p, 0, 1000.0, arrived=0.0)  # the stream has started
+    assert r.pose is not None
+    for i in range(1, 301):  # 300 s of odometry arrives before the next descriptor
+        assert p.push_pose(1000.0 + i, POSE + np.array([i, 0, 0, 0, 0, 0, 0]), arrived=0.0) is None
+    for i in range(1, 301):
+        (r,) = _push(p, i, 1000.0 + i, arrived=1.0)
+        assert r.status == PROCESSED and r.pose is not None, i
+        assert r.pose[0] == pytest.approx(i)
+    assert p.counts["bad_poses"] == 0 and p.counts["without_pose"] == 0
+    # Once the descriptors caught up, the history is pruned by age again.
+    assert p.push_pose(1301.0, POSE, arrived=2.0) is None
+    assert len(p.poses) <= 62
+
+
 @pytest.mark.parametrize("stamp", [0.0, 2.0**31 - 1, float("nan")])
 def test_item9_descriptor_stamp_zero_or_future_refused(stamp: float) -> None:
     """Before: a descriptor stamped 0 or far in the future was added after a 'time jumped back'

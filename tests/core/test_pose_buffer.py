@@ -71,3 +71,20 @@ def test_old_poses_expire() -> None:
         buf.add(float(t), _pose(float(t)))
     assert len(buf) == 6
     assert buf.lookup(3.0, 0.1) is None
+
+
+def test_poses_a_user_still_needs_outlive_max_age() -> None:
+    buf = PoseBuffer(max_age_s=5.0)
+    buf.keep_from = 3.5
+    for t in range(20):
+        buf.add(float(t), _pose(float(t)))
+    assert buf.lookup(3.5, 1.0)[0] == pytest.approx(3.5)  # 3.0 kept: it brackets 3.5
+    assert buf.lookup(2.0, 0.1) is None
+    buf.keep_from = None
+    buf.add(20.0, _pose(20.0))
+    assert len(buf) == 6  # 15..20: age pruning again
+    small = PoseBuffer(max_age_s=5.0, max_len=8)
+    small.keep_from = 0.0
+    for t in range(20):
+        small.add(float(t), _pose(float(t)))
+    assert len(small) == 8  # max_len bounds memory whatever keep_from says

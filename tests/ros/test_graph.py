@@ -63,26 +63,32 @@ def _record(msg: LoopClosure) -> ClosureRecord:
 def test_online_loop_closures_match_offline_core(procs, client, data_root, tmp_path) -> None:
     config = _config(tmp_path)
     closures = client.subscribe(LoopClosure, "vpr/loop_closure")
-    with running_graph(procs, {"config_file": str(config), "start_text_nav": "false"}):
+    # place_map against the core: without pose_graph, whose optimised poses move places into
+    # map (a closure to such a place has no comparable pose pair, docs/pose_graph.md).
+    args = {"config_file": str(config), "start_text_nav": "false", "start_pose_graph": "false"}
+    with running_graph(procs, args):
         play_and_wait(procs, "nordland", START, COUNT, RATE, SPACING)
     frames = dataset_frames("nordland", ["summer", "winter"], START, COUNT)
     radius = 1.5 * SPACING
-    online = score_closures([_record(m) for m in closures], frames, radius, SPACING)
-
     lc_config = dataclass_from_params(
         LoopClosureConfig, node_parameters(config, "place_map"), "loop_closure."
     )
-    offline = score_closures(
-        offline_loop_closures(frames, "patchnorm", lc_config, SPACING), frames, radius, SPACING
-    )
-    print("online", online, "\noffline", offline)
+    offline_records = offline_loop_closures(frames, "patchnorm", lc_config, SPACING)
+    offline = score_closures(offline_records, frames, radius, SPACING)
+    online = score_closures([_record(m) for m in closures], frames, radius, SPACING)
+    online_pairs = {(int(m.query_id), int(m.match_id)) for m in closures}
+    offline_pairs = {(c.query_id, c.match_id) for c in offline_records}
+    missed, extra = offline_pairs - online_pairs, online_pairs - offline_pairs
+    print("online", online, "\noffline", offline, f"\nmissed {missed}, extra {extra}")
     assert offline["loop_closures"] > 20 and offline["precision"] > 0.9  # the core works here
-    assert online["loop_closures"] > 0
-    assert online["precision"] >= offline["precision"] - 0.02
-    assert online["recall"] >= offline["recall"] - 0.05
-    # Poses went through the messages intact: every closure has a query pose on the route.
+    # The same decisions: the same (query, match) pairs.
+    assert len(missed) <= 0.05 * len(offline_pairs) and len(extra) <= 0.02 * len(offline_pairs)
+    # Poses went through the messages intact: every closure has its poses, on the route
+    # (checked before precision: a closure without its poses also scores as wrong).
     no_pose = [(m.query_id, m.match_id) for m in closures if not m.has_poses]
     assert not no_pose, f"closures without poses (query, match): {no_pose}"
+    assert online["precision"] >= offline["precision"] - 0.02
+    assert online["recall"] >= offline["recall"] - 0.05
 
 
 def test_text_goal_save_restart_load(procs, client, data_root, tmp_path, text_model) -> None:

@@ -59,9 +59,9 @@ class PipelineOptions:
     # <= 0 = no clock check. The clock check is skipped while the clock reads 0 (sim time
     # before the first /clock message).
     max_clock_skew_s: float = 10.0
-    # Poses stamped later than the newest descriptor by more than this are refused [s]; <= 0 off.
-    # Besides bogus stamps, it keeps a pose far ahead of the images from pruning (60 s pose
-    # history) the poses that lagging descriptors still need.
+    # Poses stamped later than both the newest image (descriptor) and the newest pose by more
+    # than this are refused [s]; <= 0 off. A bogus future stamp would otherwise end every later
+    # descriptor's wait for its pose.
     max_pose_lead_s: float = 60.0
     # Consecutive descriptors of one model needed before it becomes the map's model.
     model_confirm_count: int = 3
@@ -238,11 +238,14 @@ class FramePipeline:
         buffer: poses in two frames are never interpolated or mixed."""
         o = self.options
         why = _stamp_problem(stamp, clock_now, o.max_clock_skew_s, "pose")
+        # The stream's time: its newest image or its newest accepted pose (poses run ahead of
+        # the images by the encoder's lag, which a replay at a rate factor stretches).
+        newest = max(self._newest_desc_stamp or -math.inf, self.poses.latest_stamp or -math.inf)
         if why is None and o.max_pose_lead_s > 0 and self._newest_desc_stamp is not None:
-            lead = stamp - self._newest_desc_stamp
+            lead = stamp - newest
             if lead > o.max_pose_lead_s:
                 why = (
-                    f"pose stamped {lead:.1f} s after the newest image "
+                    f"pose stamped {lead:.1f} s after the newest image and pose "
                     f"(max_pose_lead_s {o.max_pose_lead_s:g}): clock or stamp error"
                 )
         new_frame = bool(frame_id) and frame_id != self.pose_frame
@@ -253,6 +256,7 @@ class FramePipeline:
                 # Another frame, or far behind the buffer (the buffer holds a bogus future pose
                 # or the source restarted): start over so poses flow again, never mixed.
                 buffer = PoseBuffer(buffer.max_age_s, buffer.max_len)
+                buffer.keep_from = self.poses.keep_from
             try:
                 buffer.add(stamp, pose)
             except ValueError as exc:
@@ -376,6 +380,7 @@ class FramePipeline:
         (``force``: all of them, e.g. at the end of a bag)."""
         out: list[FrameRecord] = []
         if self.map is None:
+            self._hold_poses()
             return out  # the stream's model is not confirmed yet
         o = self.options
         while self.pending:
@@ -387,7 +392,17 @@ class FramePipeline:
                     break
             self.pending.popleft()
             out.append(self._process(p, pose, now))
+        self._hold_poses()
         return out
+
+    def _hold_poses(self) -> None:
+        """Keep the poses that queued and later descriptors will ask for, however far the
+        pose stream runs ahead of a lagging encoder (the buffer prunes by age otherwise)."""
+        oldest = self._newest_desc_stamp
+        if self.pending:
+            oldest = min(self.pending[0].stamp, oldest if oldest is not None else math.inf)
+        if oldest is not None:
+            self.poses.keep_from = oldest - self.options.pose_tolerance_s
 
     def _pose_may_come(self, p: _Pending, now: float) -> bool:
         o = self.options

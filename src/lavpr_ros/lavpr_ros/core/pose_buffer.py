@@ -13,11 +13,18 @@ class PoseBuffer:
 
     Poses are (x, y, z, qx, qy, qz, qw). Non-finite poses are refused (ValueError), so NaN from a
     broken odometry source never reaches the map. Out-of-order stamps are inserted in place.
+
+    Poses older than ``max_age_s`` behind the newest are forgotten, except those at or after
+    ``keep_from`` (the oldest stamp a descriptor may still ask for, set by its user): a bag
+    replayed 20x faster than recorded with the encoder 3 s behind has its poses 60 s of stamps
+    ahead of the images, and they must still be there when the descriptors come. ``max_len``
+    bounds the memory either way.
     """
 
-    def __init__(self, max_age_s: float = 30.0, max_len: int = 10_000) -> None:
+    def __init__(self, max_age_s: float = 30.0, max_len: int = 100_000) -> None:
         self.max_age_s = max_age_s
         self.max_len = max_len
+        self.keep_from: float | None = None
         self._stamps: list[float] = []
         self._poses: list[np.ndarray] = []
 
@@ -44,12 +51,18 @@ class PoseBuffer:
         else:
             self._stamps.insert(i, stamp)
             self._poses.insert(i, p)
+        self._prune()
+
+    def _prune(self) -> None:
         newest = self._stamps[-1]
-        while self._stamps and (
-            newest - self._stamps[0] > self.max_age_s or len(self._stamps) > self.max_len
-        ):
-            self._stamps.pop(0)
-            self._poses.pop(0)
+        old = bisect.bisect_left(self._stamps, newest - self.max_age_s)
+        if self.keep_from is not None:
+            # One pose before keep_from stays too: it brackets (interpolates) that stamp.
+            old = min(old, max(0, bisect.bisect_right(self._stamps, self.keep_from) - 1))
+        drop = max(old, len(self._stamps) - self.max_len)
+        if drop > 0:
+            del self._stamps[:drop]
+            del self._poses[:drop]
 
     def lookup(self, stamp: float, tolerance_s: float) -> np.ndarray | None:
         """Pose at ``stamp``: interpolated when bracketed by poses within tolerance, else the

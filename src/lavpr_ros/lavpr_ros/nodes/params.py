@@ -145,9 +145,11 @@ def table(params: list[Param]) -> list[tuple[str, str, str, str]]:
 
 def sensor_qos(reliable: bool) -> QoSProfile:
     """Sensor inputs: best effort, shallow (sensor-data QoS: a robot wants the newest frame, not
-    a queue) — or reliable with a deep history for lossless replays and evaluations."""
+    a queue) — or reliable with a deep history for lossless replays and evaluations: 1000
+    samples, since with 100 a place_map stalled ~2 s on a loaded machine lost odometry (a 20x
+    replay sends 20 Hz) and its frames' loop closures came without poses."""
     if reliable:
-        return QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        return QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
     return qos_profile_sensor_data
 
 

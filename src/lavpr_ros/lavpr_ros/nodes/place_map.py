@@ -160,9 +160,9 @@ PARAMS = [
     Param(
         "max_pose_lead_s",
         60.0,
-        "Poses stamped later than the newest descriptor by more than this are refused [s] (a "
-        "pose far ahead would also prune the pose history lagging descriptors need); <= 0 "
-        "disables the check",
+        "Poses stamped later than both the newest descriptor and the newest pose by more than "
+        "this are refused [s] (a bogus future stamp would end every later descriptor's wait "
+        "for its pose); <= 0 disables the check",
     ),
     Param(
         "no_pose_warn_s",
