@@ -205,3 +205,36 @@ def test_pose_gate_compares_poses_of_one_frame_only() -> None:
 
     assert decide("map").startswith("pose 100.00 m away")
     assert decide("odom") == "accepted"
+
+
+def test_confidence_threshold_falls_with_map_size() -> None:
+    c = LoopClosureConfig(min_confidence=0.5, min_confidence_places=4000)
+    assert c.confidence_threshold(0) == c.confidence_threshold(4000) == 0.5
+    assert c.confidence_threshold(40_000) == pytest.approx(0.5 - 0.038)
+    assert c.confidence_threshold(1_000_000) == pytest.approx(0.5 - 0.038 * np.log10(250))
+    assert LoopClosureConfig(min_confidence_per_decade=0.0).confidence_threshold(10**7) == 0.5
+    for bad in ({"min_confidence_places": 0}, {"min_confidence_per_decade": -0.1}):
+        with pytest.raises(ValueError):
+            LoopClosureConfig(**bad)
+
+
+def test_larger_map_accepts_a_smaller_margin() -> None:
+    """The same queries and map: a margin just under min_confidence is refused while the map
+    counts as small and accepted once it counts as large (min_confidence_places)."""
+    route = _places(30, seed=7)
+
+    def last_decision(**kw):
+        pm = PlaceMap(DIM, "m")
+        pm.add_batch(route, np.arange(30.0))
+        det = LoopClosureDetector(pm, _every_frame(mode="localisation", sequence_length=6, **kw))
+        for t in range(3, 9):
+            d = det.process(_noisy(route[t], np.random.default_rng(t), 0.2), float(t)).decision
+        return d
+
+    margin = last_decision(min_confidence=0.0).confidence
+    strict = {"min_confidence": margin + 0.01, "min_confidence_per_decade": 0.1}
+    small = last_decision(min_confidence_places=10_000, **strict)
+    large = last_decision(min_confidence_places=10, **strict)  # 30 places: 0.48 decades more
+    assert small.match_id == large.match_id == 8
+    assert not small.accepted and f"min_confidence {margin + 0.01:.3f} (30 places)" in small.reason
+    assert large.accepted and large.confidence == pytest.approx(margin)

@@ -149,6 +149,12 @@ class LoopClosureConfig:
     # precision 1.000 at recall 0.47 (median confidence: correct 0.60, wrong 0.03).
     min_sequence_score: float = 0.5
     min_confidence: float = 0.5
+    # ... up to min_confidence_places eligible places; a larger map asks min_confidence_per_decade
+    # less per decade of places beyond: among N places the best competing trajectory scores
+    # higher as N grows (the demo's runner-up rose by a median 0.122 from its own ~600 places to
+    # 1M places: 0.038 per decade), and a fixed margin then loses true matches (docs/scale.md).
+    min_confidence_places: int = 4000
+    min_confidence_per_decade: float = 0.038
     # Optional pose-consistency gate: reject when the matched place's stored pose is farther than
     # this from the current pose (None = off; odometry drift makes it unsafe by default).
     max_pose_distance_m: float | None = None
@@ -171,6 +177,17 @@ class LoopClosureConfig:
             raise ValueError(
                 f"sequence_search must be one of {SEQUENCE_SEARCHES}, got {self.sequence_search!r}"
             )
+        if self.min_confidence_places < 1:
+            raise ValueError(
+                f"min_confidence_places must be >= 1, got {self.min_confidence_places}"
+            )
+        if not math.isfinite(float(self.min_confidence_per_decade)) or (
+            self.min_confidence_per_decade < 0
+        ):
+            raise ValueError(
+                f"min_confidence_per_decade must be finite and >= 0, got "
+                f"{self.min_confidence_per_decade}"
+            )
         if self.shortlist_min_places < 0 or self.shortlist_candidates < 1:
             raise ValueError("shortlist_min_places must be >= 0 and shortlist_candidates >= 1")
         if self.max_pose_distance_m is not None and self.max_pose_distance_m < 0:
@@ -183,6 +200,12 @@ class LoopClosureConfig:
             if not math.isfinite(v) or v < 0:
                 raise ValueError(f"{name} must be finite and >= 0, got {v}")
         self.velocities = tuple(float(v) for v in self.velocities)
+
+    def confidence_threshold(self, n_places: int) -> float:
+        """min_confidence for a map of ``n_places`` eligible places (lower beyond
+        min_confidence_places, by min_confidence_per_decade per decade)."""
+        decades = math.log10(max(1, int(n_places)) / self.min_confidence_places)
+        return self.min_confidence - self.min_confidence_per_decade * max(0.0, decades)
 
 
 # Keyframing thresholds of LoopClosureConfig (KeyframeSelector's arguments, in order).
@@ -373,7 +396,7 @@ class LoopClosureDetector:
         if self.seq_window is not None:
             seq, candidates = self._sequence_shortlist(d, sims, seq, candidates)
         frame = frame_id or self.place_map.frame_id
-        decision = self._decide(sims, candidates, seq, pose, frame) if candidates else None
+        decision = self._decide(sims, candidates, seq, pose, frame, n_elig) if candidates else None
 
         place_id = None
         if self.config.mode == "slam":
@@ -425,8 +448,10 @@ class LoopClosureDetector:
         seq: SequenceResult | None,
         pose: np.ndarray | None,
         frame_id: str = "",
+        n_places: int = 0,
     ) -> LoopClosure:
         c = self.config
+        min_conf = c.confidence_threshold(n_places)
         if self.matcher is None:
             match, seq_score, conf, used = candidates[0][0], None, None, 1
         else:
@@ -440,8 +465,8 @@ class LoopClosureDetector:
             reason = f"score {score:.3f} < min_score {c.min_score}"
         elif seq_score is not None and seq_score < c.min_sequence_score:
             reason = f"sequence score {seq_score:.3f} < min_sequence_score {c.min_sequence_score}"
-        elif conf is not None and conf < c.min_confidence:
-            reason = f"confidence {conf:.3f} < min_confidence {c.min_confidence}"
+        elif conf is not None and conf < min_conf:
+            reason = f"confidence {conf:.3f} < min_confidence {min_conf:.3f} ({n_places} places)"
         elif c.max_pose_distance_m is not None and pose is not None:
             place = self.place_map.get(match)
             stored = place.pose

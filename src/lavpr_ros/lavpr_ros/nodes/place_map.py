@@ -248,6 +248,9 @@ LC_HELP = {
     "min_score": "Single-frame cosine the match must reach",
     "min_sequence_score": "Sequence score (mean normalised similarity) the match must reach",
     "min_confidence": "Margin of the best sequence over the best elsewhere the match must reach",
+    "min_confidence_places": "Eligible places up to which min_confidence applies as it is",
+    "min_confidence_per_decade": "How much less margin a larger map asks per decade of places "
+    "beyond min_confidence_places (the best competing sequence scores higher among more places)",
     "max_pose_distance_m": "Pose-consistency gate: reject matches whose stored pose is farther "
     "than this from the current pose [m] (-1 = off; odometry drifts)",
     "keyframe_min_distance_m": "A new keyframe needs this much travel since the last [m]",
