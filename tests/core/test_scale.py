@@ -276,6 +276,25 @@ def test_float16_rows_decode_exactly_as_numpy_casts() -> None:
     np.testing.assert_array_equal(as_float32(x), x.astype(np.float32))
     np.testing.assert_array_equal(as_float32(x[::2]), x[::2].astype(np.float32))  # strided
     assert as_float32(x[:0]).shape == (0, 3328)
+    out = np.full((18, 3328), np.nan, dtype=np.float32)
+    assert as_float32(x[1:19], out) is out  # decoded in place (a block of a larger output)
+    np.testing.assert_array_equal(out, x[1:19].astype(np.float32))
+
+
+def test_rows_across_the_file_and_the_appended_rows(tmp_path, monkeypatch) -> None:
+    """The shortlist's fetch: sorted ids over the file's rows and rows appended since the load
+    (each block decoded into its part of the output), and unsorted ids with repeats."""
+    x = _unit(np.random.default_rng(6).standard_normal((300, 32)))
+    m = PlaceMap(32, "m", storage="float16")
+    m.add_batch(x[:250], np.arange(250, dtype=np.float64))
+    m.save(tmp_path / "map")
+    monkeypatch.setattr(descriptor_store, "_RAM_BELOW_BYTES", 0)
+    loaded = PlaceMap.load(tmp_path / "map")
+    loaded.add_batch(x[250:], np.arange(250, 300, dtype=np.float64))
+    want = x.astype(np.float16).astype(np.float32)
+    for ids in ([3, 4, 5, 249, 250, 251, 299], [250, 260], [0, 1, 2], [299, 3, 3, 251]):
+        got = loaded.store.rows(np.array(ids))
+        np.testing.assert_array_equal(got, want[ids], err_msg=str(ids))
 
 
 def test_route_distractors_keep_neighbouring_ids_neighbouring_places() -> None:

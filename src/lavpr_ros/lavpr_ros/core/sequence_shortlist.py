@@ -169,6 +169,10 @@ class ShortlistSequenceMatcher:
             unused = ~np.isin(self._ids[:k], rows)  # freed slots (-1) repeat: not unique
             self._ids[:k][unused] = -1
             self._live = k - int(unused.sum())
+            # New rows fill the lowest free slots, so the top empties over time: slots above
+            # the last live one leave the range every new frame is multiplied with (record).
+            live = np.flatnonzero(~unused)
+            k = self._n_slots = int(live[-1]) + 1 if len(live) else 0
         order = np.argsort(self._ids[:k], kind="stable")
         sorted_ids = self._ids[:k][order]
         pos = np.minimum(np.searchsorted(sorted_ids, rows), max(k - 1, 0))
