@@ -143,14 +143,18 @@ def table(params: list[Param]) -> list[tuple[str, str, str, str]]:
     return [(p.name, repr(p.default), "live" if p.live else "", p.description) for p in params]
 
 
-def sensor_qos(reliable: bool) -> QoSProfile:
+def sensor_qos(reliable: bool, depth: int = 100) -> QoSProfile:
     """Sensor inputs: best effort, shallow (sensor-data QoS: a robot wants the newest frame, not
-    a queue) — or reliable with a deep history for lossless replays and evaluations: 1000
-    samples, since with 100 a place_map stalled ~2 s on a loaded machine lost odometry (a 20x
-    replay sends 20 Hz) and its frames' loop closures came without poses."""
+    a queue) — or reliable with a deep history for lossless replays and evaluations. Poses use
+    ``POSE_DEPTH``: with 100, a place_map stalled ~2 s on a loaded machine lost odometry of a
+    20x replay (20 Hz) and its frames' loop closures came without poses; images keep 100 (a
+    deeper image history would hold ~1 MB per queued frame)."""
     if reliable:
-        return QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+        return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
     return qos_profile_sensor_data
+
+
+POSE_DEPTH = 1000
 
 
 RELIABLE_INPUT = Param(

@@ -65,6 +65,7 @@ from lavpr_ros.nodes.lifecycle import AUTOSTART, ManagedNode, state_label
 from lavpr_ros.nodes.markers import build_markers
 from lavpr_ros.nodes.params import (
     LATCHED,
+    POSE_DEPTH,
     RELIABLE_INPUT,
     LiveParameters,
     Param,
@@ -380,7 +381,7 @@ class PlaceMapNode(ManagedNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         g = self.group
-        qos = sensor_qos(self.p["reliable_input"])
+        qos = sensor_qos(self.p["reliable_input"], POSE_DEPTH)
         self.inputs = [
             self.create_subscription(
                 PlaceDescriptor, "vpr/descriptor", self._on_descriptor, 200, callback_group=g

@@ -30,6 +30,7 @@ from lavpr_ros.graph.config import dataclass_from_params
 from lavpr_ros.nodes.convert import array_to_pose, pose_to_array, sec_to_stamp, stamp_to_sec
 from lavpr_ros.nodes.diagnostics import OK, WARN, Diagnostics
 from lavpr_ros.nodes.params import (
+    POSE_DEPTH,
     RELIABLE_INPUT,
     LiveParameters,
     Param,
@@ -135,7 +136,7 @@ class PoseGraphNode(Node):
         self.create_subscription(
             LoopClosure, "vpr/loop_closure", self._on_loop_closure, 50, callback_group=g
         )
-        qos = sensor_qos(self.p["reliable_input"])
+        qos = sensor_qos(self.p["reliable_input"], POSE_DEPTH)
         if self.p["pose_source"] == "odom":
             self.create_subscription(Odometry, "odom", self._on_odom, qos, callback_group=g)
         elif self.p["pose_source"] == "pose":
