@@ -315,3 +315,17 @@ def test_route_distractors_keep_neighbouring_ids_neighbouring_places() -> None:
         return float(np.mean(np.sum(tail[1:] * tail[:-1], axis=1)))
 
     assert neighbour_cos(routes) > neighbour_cos(mixed) + 0.05
+
+
+def test_window_union_is_the_union_of_every_window() -> None:
+    from lavpr_ros.core.sequence_shortlist import _window_union
+
+    rng = np.random.default_rng(7)
+    for _ in range(500):
+        n, r = int(rng.integers(1, 300)), int(rng.integers(0, 6))
+        centres = np.unique(rng.integers(-10, n + 10, int(rng.integers(0, 40))))
+        span = np.arange(-r, r + 1)
+        want = np.unique((centres[:, None] + span[None, :]).ravel()) if len(centres) else []
+        want = np.asarray(want, dtype=np.int64)
+        want = want[(want >= 0) & (want < n)]
+        np.testing.assert_array_equal(_window_union(centres, r, n), want)
