@@ -227,10 +227,7 @@ class ShortlistSequenceMatcher:
             starts.append((self.prev_peaks[:, None] + np.arange(3)[None, :]).ravel())
         if not starts:
             return np.zeros(0, dtype=np.int64)
-        centre = np.unique(np.concatenate(starts))
-        span = np.arange(-self.radius, self.radius + 1)
-        ends = np.unique((centre[:, None] + span[None, :]).ravel())
-        return ends[(ends >= 0) & (ends < n)]
+        return _window_union(np.unique(np.concatenate(starts)), self.radius, n)
 
     # --------------------------------------------------------------- scoring
     def _score(self, ends: np.ndarray, n: int, used: int) -> SequenceResult:
