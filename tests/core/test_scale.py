@@ -329,3 +329,19 @@ def test_window_union_is_the_union_of_every_window() -> None:
         want = np.asarray(want, dtype=np.int64)
         want = want[(want >= 0) & (want < n)]
         np.testing.assert_array_equal(_window_union(centres, r, n), want)
+
+
+def test_pending_places_are_searched_exactly_as_they_arrive() -> None:
+    """PCA-PQ keeps up to 255 new places outside the index (decoded once, searched exactly):
+    each new place is found at cosine 1 while it waits, after its batch enters the index, and
+    when the newest ones are excluded."""
+    x = _unit(np.random.default_rng(8).standard_normal((900, 16)))
+    m = PlaceMap(16, "m", "pcapq", pca_dim=8)
+    for i in range(900):
+        m.add(x[i], float(i))
+        if i >= 650 and i % 5 == 0:
+            found = dict(m.search(x[i], 3))
+            assert found.get(i) == pytest.approx(1.0, abs=1e-5), (i, m.index.ntotal)
+            assert m.search(x[i - 3], 1)[0][0] == i - 3
+            assert i not in dict(m.search(x[i], 3, exclude_last_n=2))
+    assert m.index.ntotal > 624  # a batch entered the index on the way
