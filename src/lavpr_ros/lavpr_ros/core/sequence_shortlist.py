@@ -163,7 +163,7 @@ class ShortlistSequenceMatcher:
     def _cached_sims(self, rows: np.ndarray, q: np.ndarray, compact: bool = True) -> np.ndarray:
         """(G, len(rows)) similarities of the kept frames' queries ``q`` to places ``rows``."""
         k = self._n_slots
-        if compact and self._live > 1.25 * max(len(rows), 1024):
+        if compact and self._live > 1.1 * max(len(rows), 1024):
             # now and then: free the slots this frame does not use (new rows reuse them, so
             # nothing is copied and the buffers stay near a frame's rows)
             unused = ~np.isin(self._ids[:k], rows)  # freed slots (-1) repeat: not unique
