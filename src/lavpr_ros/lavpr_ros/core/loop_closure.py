@@ -447,8 +447,8 @@ class LoopClosureDetector:
         candidates: list[tuple[int, float]],
         seq: SequenceResult | None,
         pose: np.ndarray | None,
-        frame_id: str = "",
-        n_places: int = 0,
+        frame_id: str,
+        n_places: int,
     ) -> LoopClosure:
         c = self.config
         min_conf = c.confidence_threshold(n_places)

@@ -256,15 +256,12 @@ class PlaceMap:
 
     def _pending_rows(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start..stop-1`` (places not in the index yet) as float32, decoded once: they
-        are searched exactly on every query until their batch enters the index (decoding the
-        ~255 float16 rows per keyframe anew cost ~0.5 ms at 3328-d)."""
+        are searched exactly on every query until their batch enters the index, and decoding
+        up to 255 float16 rows anew on every keyframe was avoidable work."""
         buf, first, count = self._pending32
-        if first != start or len(buf) < stop - start:
-            size = max(_PCA_ADD_BATCH, stop - start, 2 * len(buf) if first == start else 0)
-            grown = np.empty((size, self.dim), dtype=np.float32)
-            keep = count if first == start else 0
-            grown[:keep] = buf[:keep]
-            buf, first, count = grown, start, keep
+        if first != start or len(buf) < stop - start:  # a batch entered the index: start over
+            buf = np.empty((max(_PCA_ADD_BATCH, stop - start), self.dim), dtype=np.float32)
+            first, count = start, 0
         if stop - start > count:  # places are never changed once added: only new ones decode
             buf[count : stop - start] = self._store.slice(start + count, stop)
             count = stop - start
@@ -662,9 +659,9 @@ class PlaceMap:
             scores, ids = self.index.search(q[None], fetch)
         else:
             # One query is scanned by one thread anyway (fast-scan, flat and HNSW parallelise
-            # over queries), and 2 idle OpenMP threads woken right after the sequence
-            # matcher's BLAS calls contended with OpenBLAS's spinning workers: in that mix a
-            # 1M-place PCA-PQ search took p50 8.4 / p95 14.3 ms instead of 7.2 / 7.9 (measured).
+            # over queries), and 2 OpenMP threads woken right after the sequence matcher's BLAS
+            # calls contended with OpenBLAS's workers: a 1M-place PCA-PQ search right after a
+            # GEMV took p95 13.0 ms with 2 threads, 6.3 ms with 1 (p50 5.9 both; measured).
             threads = faiss.omp_get_max_threads()
             faiss.omp_set_num_threads(1)  # per calling thread (an OpenMP ICV)
             try:
