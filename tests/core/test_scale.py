@@ -105,6 +105,45 @@ def test_shortlist_scores_equal_full_scores_where_computed() -> None:
         np.testing.assert_allclose(b.scores[seen], a.scores[seen], atol=1e-5)
 
 
+def test_cached_values_equal_full_scores_through_jumps_gaps_and_a_growing_file_map(
+    tmp_path, monkeypatch
+) -> None:
+    """The shortlist computes a (frame, place) value once and reuses it: places that stay in
+    the shortlist, leave and come back (a gap), slots freed and reused by other places, and a
+    map that grows after it was loaded from a float16 file must all give the full matcher's
+    scores."""
+    monkeypatch.setattr(descriptor_store, "_RAM_BELOW_BYTES", 0)  # file-backed, float16
+    ref, qry, _ = _encoded("nordland", 60)
+    ref, qry = _unit(ref[:2400]), _unit(qry)
+    saved = DescriptorStore(ref.shape[1], "float16")
+    saved.append(ref[:2000])
+    saved.save(tmp_path / "d.npy")
+    store = DescriptorStore.load(tmp_path / "d.npy", 2000, ref.shape[1])
+    assert store.file_backed
+    rows = np.concatenate((store.rows(np.arange(2000)), ref[2000:].astype(np.float16)))
+    rows = rows.astype(np.float32)  # what the full matcher sees: the stored values
+    full = SequenceMatcher(length=10, min_length=1)
+    short = ShortlistSequenceMatcher(SequenceMatcher(length=10, min_length=1), store)
+    rng = np.random.default_rng(0)
+    n, freed = 2000, 0
+    for t, q in enumerate(qry):
+        if t >= 10:  # the map grows by 5 places per frame
+            store.append(ref[n : n + 5])
+            n += 5
+        sims = rows[:n] @ q
+        a = full.update(sims)
+        # Alternate the index's best places with random far-away ones: shortlists jump, places
+        # leave and return, and the row cache frees and reuses slots.
+        ids = np.argsort(-sims)[:20] if t % 3 else rng.choice(n, 60, replace=False)
+        live = short._live
+        b = short.update(q, n, ids)
+        freed += short._live < live
+        seen = np.isfinite(b.scores)
+        np.testing.assert_allclose(b.scores[seen], a.scores[seen], atol=1e-5)
+        assert b.index == a.index or b.score <= a.score + 1e-5  # a tie up to rounding
+    assert freed >= 10  # the row cache freed slots (and reused them) again and again
+
+
 def test_column_moments_give_the_exact_std() -> None:
     x = _unit(np.random.default_rng(0).standard_normal((500, 16)))
     store = DescriptorStore(16)

@@ -27,10 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .descriptor_store import DescriptorStore
+from .descriptor_store import DescriptorStore, as_float32
 from .sequence import SequenceMatcher, SequenceResult
 
 _EPS = 1e-12
+_NEVER = -(2**62)  # ``_upto`` of a slot with no values
 
 
 @dataclass
@@ -131,10 +132,21 @@ class ShortlistSequenceMatcher:
         self._ids = np.zeros(0, dtype=np.int64)
         self._rows = np.zeros((0, self.store.dim), dtype=np.float32)
         self._sims = np.zeros((0, self.frames.maxlen or 1))
+        # Normalised values per slot and frame (same ring): the map-side z-score ``_z`` of every
+        # kept frame and the final value ``_v`` (after the query-side z-score) of the frames a
+        # trajectory can still use. Both depend only on the frame and the place, so they are
+        # computed once: ``_upto[slot]`` is the newest frame whose values the slot holds (for
+        # every kept frame up to it); a place seen in the previous frame too needs the newest
+        # frame's values only, anything else (new, back after a gap, slot reused) all of them.
+        self._z = np.zeros_like(self._sims)
+        self._v = np.zeros_like(self._sims)
+        self._upto = np.zeros(0, dtype=np.int64)
         self._frame_no = -1
         # Column of each place in the current ``need`` (only entries of ``need`` are ever read,
         # so stale ones need no reset): a gather instead of ~75k binary searches per frame.
         self._need_pos = np.zeros(0, dtype=np.int32)
+        self._raw = np.zeros((0, self.store.dim), dtype=self.store.dtype)  # fetch buffers
+        self._fresh = np.zeros((0, self.store.dim), dtype=np.float32)
 
     def record(self, query: np.ndarray, n: int, candidates: np.ndarray, std: float) -> None:
         """Remember a frame matched elsewhere (by the full matcher) so a later switch is exact."""
@@ -162,6 +174,11 @@ class ShortlistSequenceMatcher:
 
     def _cached_sims(self, rows: np.ndarray, q: np.ndarray, compact: bool = True) -> np.ndarray:
         """(G, len(rows)) similarities of the kept frames' queries ``q`` to places ``rows``."""
+        return self._sims[self._slots(rows, q, compact)][:, self._columns()].T
+
+    def _slots(self, rows: np.ndarray, q: np.ndarray, compact: bool = True) -> np.ndarray:
+        """Row-cache slots of places ``rows`` (sorted, unique), fetching and multiplying the
+        rows not cached yet with the kept frames' queries ``q``."""
         k = self._n_slots
         if compact and self._live > 1.1 * max(len(rows), 1024):
             # now and then: free the slots this frame does not use (new rows reuse them, so
@@ -180,7 +197,6 @@ class ShortlistSequenceMatcher:
         slots = np.empty(len(rows), dtype=np.int64)
         slots[found] = order[pos[found]]
         missing = rows[~found]
-        cols = self._columns()
         if len(missing):
             free = np.flatnonzero(self._ids[:k] < 0)[: len(missing)]
             need = k + len(missing) - len(free)
@@ -189,17 +205,37 @@ class ShortlistSequenceMatcher:
                 ids = np.full(cap, -1, dtype=np.int64)
                 buf = np.zeros((cap, self.store.dim), dtype=np.float32)
                 sims = np.zeros((cap, self._sims.shape[1]))
+                z, v = np.zeros_like(sims), np.zeros_like(sims)
+                upto = np.full(cap, _NEVER, dtype=np.int64)
                 ids[:k], buf[:k], sims[:k] = self._ids[:k], self._rows[:k], self._sims[:k]
+                z[:k], v[:k], upto[:k] = self._z[:k], self._v[:k], self._upto[:k]
                 self._ids, self._rows, self._sims = ids, buf, sims
+                self._z, self._v, self._upto = z, v, upto
             new = np.concatenate((free, np.arange(k, need)))
             self._ids[new] = missing
-            fresh = self.store.rows(missing)
-            self._rows[new] = fresh
-            self._sims[np.ix_(new, cols)] = fresh @ q.T  # not self._rows[new]: a second gather
+            self._upto[new] = _NEVER  # a reused slot's values were another place's
+            self._fetch(missing, new, q)
             slots[~found] = new
             self._n_slots = need
             self._live += len(missing)
-        return self._sims[slots][:, cols].T
+        return slots
+
+    def _fetch(self, ids: np.ndarray, slots: np.ndarray, q: np.ndarray) -> None:
+        """Rows ``ids`` (sorted) into cache ``slots`` and their similarities to the kept frames'
+        queries ``q``, read and decoded into buffers kept across frames (at 1M places most of
+        a frame's 30 candidates are new places: ~1000 rows, 13 MB as float32)."""
+        m = len(ids)
+        if len(self._fresh) < m:
+            cap = max(m, 2 * len(self._fresh))
+            self._fresh = np.empty((cap, self.store.dim), dtype=np.float32)
+            self._raw = np.empty((cap, self.store.dim), dtype=self.store.dtype)
+        if self.store.native_rows:
+            raw = self.store.sorted_rows_native(ids, self._raw)
+        else:  # a small map held in RAM as float32
+            raw = self.store.rows(ids)
+        fresh = as_float32(raw, self._fresh[:m])
+        self._rows[slots] = fresh
+        self._sims[np.ix_(slots, self._columns())] = fresh @ q.T  # not _rows[slots]: a gather
 
     def update(self, query: np.ndarray, n: int, candidates: np.ndarray) -> SequenceResult | None:
         """One frame: its unit descriptor, the eligible-place count and its retrieved ids."""
@@ -277,36 +313,86 @@ class ShortlistSequenceMatcher:
     def _normalised(self, frames: list[_Frame], need: np.ndarray, used: int) -> np.ndarray:
         """Normalised similarity of the last ``used`` frames to places ``need`` (sorted), as the
         full matcher's columns hold them; 0 where the place was not eligible for that frame.
-        All frames at once: (frames x places) arrays, no per-frame loop."""
+        Values computed for an earlier frame are reused (see ``_upto``); what is new is
+        computed for all places at once: (frames x places) arrays, no per-frame loop."""
         p = self.p
         r = p.contrast_window if p.contrast_normalise else 0
-        n_g = np.array([f.n for f in frames])[:, None]  # (G, 1) column lengths
+        n_g = np.array([f.n for f in frames])  # column lengths
+        g_count = len(frames)
         rows = _window_union(need, r, int(n_g.max()))
         q = np.stack([f.query for f in frames])
-        sims = self._cached_sims(rows, q)  # (G, len(rows))
-        g_count = len(frames)
-        valid = need[None, :] < n_g  # (G, len(need))
-        pos_need = np.searchsorted(rows, need)
-        s_need = sims[:, pos_need]
+        slots = self._slots(rows, q)
+        s_need = slots[np.searchsorted(rows, need)]
+        cols = self._columns()
+        cont = self._upto[s_need] == self._frame_no - 1  # values known up to the last frame
+        if not cont.all():  # every kept frame's values at the other places
+            part = need[~cont]
+            sub = _window_union(part, r, int(n_g.max()))
+            sims = self._sims[slots[np.searchsorted(rows, sub)]][:, cols].T  # (G, len(sub))
+            std = np.array([f.std for f in frames])
+            z = self._contrast(sims, sub, part, n_g, std)  # (G, len(part))
+            valid = part[None, :] < n_g[:, None]
+            v = self._query_side(z, valid, used)
+            s_part = s_need[~cont]
+            self._z[np.ix_(s_part, cols)] = z.T
+            self._v[np.ix_(s_part, cols[g_count - used :])] = v.T
+        if cont.any():  # the newest frame's values at places known up to the last frame
+            part = need[cont]
+            sub = _window_union(part, r, int(n_g[-1]))
+            sims = self._sims[slots[np.searchsorted(rows, sub)], cols[-1]][None, :]
+            z = self._contrast(sims, sub, part, n_g[-1:], np.array([frames[-1].std]))
+            s_part = s_need[cont]
+            self._z[s_part, cols[-1]] = z[0]
+            qwin = p.query_window if p.contrast_normalise else 0
+            if qwin > 1:  # query-side z-score over the window's kept frames, cached z
+                back = min(qwin, g_count)
+                hist = self._z[s_part][:, cols[g_count - back :]].T  # (back, len(part))
+                valid = part[None, :] < n_g[g_count - back :, None]
+                cnt = valid.sum(axis=0)
+                den = np.maximum(cnt, 1)
+                mean = hist.sum(axis=0) / den
+                var = np.maximum((hist * hist).sum(axis=0) / den - mean * mean, 0.0)
+                qz = (z[0] - mean) / np.sqrt(var + p.std_floor**2 + _EPS)
+                self._v[s_part, cols[-1]] = np.where(valid[-1], np.where(cnt >= 2, qz, z[0]), 0.0)
+            else:
+                self._v[s_part, cols[-1]] = z[0]
+        self._upto[s_need] = self._frame_no
+        return self._v[s_need][:, cols[g_count - used :]].T
+
+    def _contrast(
+        self, sims: np.ndarray, rows: np.ndarray, part: np.ndarray, n_g: np.ndarray,
+        std: np.ndarray,
+    ) -> np.ndarray:  # fmt: skip
+        """Map-side z-scores (frames x ``part``) from the similarities to ``rows`` (every id of
+        each ``part`` place's window); 0 where a place was not eligible for the frame."""
+        p = self.p
+        n_col = n_g[:, None]
+        valid = part[None, :] < n_col
+        s_part = sims[:, np.searchsorted(rows, part)]
         if not p.contrast_normalise:
-            z = np.where(valid, s_need, 0.0)
-        else:
-            zero = np.zeros((g_count, 1))
-            c1 = np.concatenate((zero, np.cumsum(sims, axis=1)), axis=1)
-            c2 = np.concatenate((zero, np.cumsum(sims * sims, axis=1)), axis=1)
-            lo = np.maximum(need - r, 0)
-            a = np.searchsorted(rows, lo)  # rows hold every id of [lo, hi): windows are runs
-            cnt = np.where(valid, np.minimum(need[None, :] + r + 1, n_g) - lo[None, :], 1)
-            b = np.where(valid, a[None, :] + cnt, a[None, :])
-            mean = (np.take_along_axis(c1, b, axis=1) - c1[:, a]) / cnt
-            var = np.maximum((np.take_along_axis(c2, b, axis=1) - c2[:, a]) / cnt - mean * mean, 0)
-            floor = p.std_floor * np.array([f.std for f in frames])[:, None]
-            z = np.where(valid, (s_need - mean) / np.sqrt(var + floor * floor + _EPS), 0.0)
+            return np.where(valid, s_part, 0.0)
+        r = p.contrast_window
+        zero = np.zeros((len(sims), 1))
+        c1 = np.concatenate((zero, np.cumsum(sims, axis=1)), axis=1)
+        c2 = np.concatenate((zero, np.cumsum(sims * sims, axis=1)), axis=1)
+        lo = np.maximum(part - r, 0)
+        a = np.searchsorted(rows, lo)  # rows hold every id of [lo, hi): windows are runs
+        cnt = np.where(valid, np.minimum(part[None, :] + r + 1, n_col) - lo[None, :], 1)
+        b = np.where(valid, a[None, :] + cnt, a[None, :])
+        mean = (np.take_along_axis(c1, b, axis=1) - c1[:, a]) / cnt
+        var = np.maximum((np.take_along_axis(c2, b, axis=1) - c2[:, a]) / cnt - mean * mean, 0)
+        floor = p.std_floor * std[:, None]
+        return np.where(valid, (s_part - mean) / np.sqrt(var + floor * floor + _EPS), 0.0)
+
+    def _query_side(self, z: np.ndarray, valid: np.ndarray, used: int) -> np.ndarray:
+        """The last ``used`` frames' values from every kept frame's map-side z-scores: each
+        z-scored again over its last ``query_window`` frames (eligible ones)."""
+        p = self.p
+        g_count = len(z)
         qwin = p.query_window if p.contrast_normalise else 0
         last = z[g_count - used :]
         if qwin <= 1:
             return last
-        # Query-side z-score of each used frame over its last ``qwin`` frames (eligible ones).
         zero = np.zeros((1, z.shape[1]))
         k1 = np.concatenate((zero, np.cumsum(z, axis=0)))  # z is 0 where not eligible
         k2 = np.concatenate((zero, np.cumsum(z * z, axis=0)))
