@@ -362,12 +362,27 @@ def test_window_union_is_the_union_of_every_window() -> None:
     rng = np.random.default_rng(7)
     for _ in range(500):
         n, r = int(rng.integers(1, 300)), int(rng.integers(0, 6))
+        after = int(rng.integers(0, 12)) if rng.random() < 0.5 else None
         centres = np.unique(rng.integers(-10, n + 10, int(rng.integers(0, 40))))
-        span = np.arange(-r, r + 1)
+        span = np.arange(-r, (r if after is None else after) + 1)
         want = np.unique((centres[:, None] + span[None, :]).ravel()) if len(centres) else []
         want = np.asarray(want, dtype=np.int64)
         want = want[(want >= 0) & (want < n)]
-        np.testing.assert_array_equal(_window_union(centres, r, n), want)
+        np.testing.assert_array_equal(_window_union(centres, r, n, after), want)
+
+
+def test_contributing_places_are_every_end_minus_every_offset() -> None:
+    """The places a trajectory ending at any shortlisted end passes, for contiguous offsets
+    (the default velocities: merged windows) and for gapped ones (other velocities)."""
+    rng = np.random.default_rng(3)
+    store = DescriptorStore(4)
+    for velocities in (None, (0.5, 2.0)):
+        m = ShortlistSequenceMatcher(SequenceMatcher(length=10, velocities=velocities), store)
+        offs = m.p._offsets
+        for _ in range(50):
+            ends = np.unique(rng.integers(0, 400, int(rng.integers(1, 60))))
+            want = np.unique((ends[None, :] - np.unique(offs)[:, None]).ravel())
+            np.testing.assert_array_equal(m._contributing(ends, offs), want[want >= 0])
 
 
 def test_pending_places_are_searched_exactly_as_they_arrive() -> None:

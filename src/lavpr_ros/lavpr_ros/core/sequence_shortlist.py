@@ -180,22 +180,23 @@ class ShortlistSequenceMatcher:
         """Row-cache slots of places ``rows`` (sorted, unique), fetching and multiplying the
         rows not cached yet with the kept frames' queries ``q``."""
         k = self._n_slots
-        if compact and self._live > 1.1 * max(len(rows), 1024):
-            # now and then: free the slots this frame does not use (new rows reuse them, so
-            # nothing is copied and the buffers stay near a frame's rows)
-            unused = ~np.isin(self._ids[:k], rows)  # freed slots (-1) repeat: not unique
-            self._ids[:k][unused] = -1
-            self._live = k - int(unused.sum())
-            # New rows fill the lowest free slots, so the top empties over time: slots above
-            # the last live one leave the range every new frame is multiplied with (record).
-            live = np.flatnonzero(~unused)
-            k = self._n_slots = int(live[-1]) + 1 if len(live) else 0
         order = np.argsort(self._ids[:k], kind="stable")
         sorted_ids = self._ids[:k][order]
         pos = np.minimum(np.searchsorted(sorted_ids, rows), max(k - 1, 0))
         found = (sorted_ids[pos] == rows) if k else np.zeros(len(rows), dtype=bool)
         slots = np.empty(len(rows), dtype=np.int64)
         slots[found] = order[pos[found]]
+        if compact and self._live > 1.1 * max(len(rows), 1024):
+            # now and then: free the slots this frame does not use (new rows reuse them, so
+            # nothing is copied and the buffers stay near a frame's rows)
+            used = np.zeros(k, dtype=bool)
+            used[slots[found]] = True
+            self._ids[:k][~used] = -1
+            self._live = int(used.sum())
+            # New rows fill the lowest free slots, so the top empties over time: slots above
+            # the last live one leave the range every new frame is multiplied with (record).
+            live = np.flatnonzero(used)
+            k = self._n_slots = int(live[-1]) + 1 if len(live) else 0
         missing = rows[~found]
         if len(missing):
             free = np.flatnonzero(self._ids[:k] < 0)[: len(missing)]
@@ -272,8 +273,7 @@ class ShortlistSequenceMatcher:
         offs = p._offsets[:, :used]  # (V, used)
         # Places each scored frame contributes from: j = end - offset.
         # (the distinct offsets only: ~12 of the 50 velocity x frame pairs; a quarter of the sort)
-        need = np.unique((ends[None, :] - np.unique(offs)[:, None]).ravel())
-        need = need[need >= 0]
+        need = self._contributing(ends, offs)
         vals = self._normalised(frames, need, used)  # (used, len(need)); 0 where missing
         j = ends[None, None, :] - offs[:, :, None]  # (V, used, ends): place of frame k back
         ok = j >= 0
@@ -309,6 +309,17 @@ class ShortlistSequenceMatcher:
             length_used=used,
             scores=full,
         )
+
+    def _contributing(self, ends: np.ndarray, offs: np.ndarray) -> np.ndarray:
+        """Sorted places ``end - offset`` (>= 0) over every end and frame offset: with the
+        default velocities the distinct offsets are a run 0..M, so it is the union of windows
+        [end - M, end], merged as runs instead of sorting ~18k ids per keyframe."""
+        distinct = np.unique(offs)
+        lo, hi = int(distinct[0]), int(distinct[-1])
+        if len(distinct) == hi - lo + 1:
+            return _window_union(ends - lo, hi - lo, int(ends[-1]) + 1, after=0)
+        need = np.unique((ends[None, :] - distinct[:, None]).ravel())
+        return need[need >= 0]
 
     def _normalised(self, frames: list[_Frame], need: np.ndarray, used: int) -> np.ndarray:
         """Normalised similarity of the last ``used`` frames to places ``need`` (sorted), as the
@@ -407,13 +418,14 @@ class ShortlistSequenceMatcher:
         return np.where(valid[g_count - used :], np.where(cnt >= 2, qz, last), 0.0)
 
 
-def _window_union(centres: np.ndarray, r: int, n: int) -> np.ndarray:
-    """Sorted ids within ``r`` of any of the sorted ``centres``, clipped to [0, n): the same set
-    as np.unique over every window, built from the merged runs instead of sorting them all."""
+def _window_union(centres: np.ndarray, r: int, n: int, after: int | None = None) -> np.ndarray:
+    """Sorted ids in [c - r, c + after] (``after`` defaults to ``r``) of any of the sorted
+    ``centres``, clipped to [0, n): the same set as np.unique over every window, built from the
+    merged runs instead of sorting them all."""
     if not len(centres):
         return np.zeros(0, dtype=np.int64)
     lo = np.maximum(centres - r, 0)
-    hi = np.minimum(centres + r + 1, n)  # exclusive
+    hi = np.minimum(centres + (r if after is None else after) + 1, n)  # exclusive
     # A new run starts where a window begins after every earlier window has ended.
     reach = np.maximum.accumulate(hi)
     start = np.ones(len(lo), dtype=bool)
