@@ -115,6 +115,7 @@ class ShortlistSequenceMatcher:
         self.carry = 10  # candidates of each earlier frame carried forward along the velocities
         self.peaks = 64  # best end places of a frame carried to the next as shortlist centres
         self.moments = ColumnMoments(store.dim)
+        self._steps_cache: dict[int, list[np.ndarray]] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -132,6 +133,7 @@ class ShortlistSequenceMatcher:
         self._ids = np.zeros(0, dtype=np.int64)
         self._rows = np.zeros((0, self.store.dim), dtype=np.float32)
         self._sims = np.zeros((0, self.frames.maxlen or 1))
+        self._queries = np.zeros((self._sims.shape[1], self.store.dim), dtype=np.float32)  # ring
         # Normalised values per slot and frame (same ring): the map-side z-score ``_z`` of every
         # kept frame and the final value ``_v`` (after the query-side z-score) of the frames a
         # trajectory can still use. Both depend only on the frame and the place, so they are
@@ -152,10 +154,11 @@ class ShortlistSequenceMatcher:
         """Remember a frame matched elsewhere (by the full matcher) so a later switch is exact."""
         self.frames.append(_Frame(query, int(n), float(std), np.asarray(candidates, np.int64)))
         self._frame_no += 1
+        col = self._frame_no % self._sims.shape[1]
+        self._queries[col] = query
         k = self._n_slots
         if k:
-            slot = self._frame_no % self._sims.shape[1]
-            self._sims[:k, slot] = self._rows[:k] @ query
+            self._sims[:k, col] = self._rows[:k] @ query
 
     def _columns(self) -> np.ndarray:
         """Ring columns of the kept frames, oldest first."""
@@ -169,16 +172,16 @@ class ShortlistSequenceMatcher:
         if not len(ids) or not self.frames:
             return np.zeros(len(ids))
         uniq, inverse = np.unique(ids, return_inverse=True)
-        q = np.stack([f.query for f in self.frames])
-        return self._cached_sims(uniq, q, compact=False)[-1][inverse]
+        slots = self._slots(uniq, compact=False)
+        return self._sims[slots, self._frame_no % self._sims.shape[1]][inverse]
 
-    def _cached_sims(self, rows: np.ndarray, q: np.ndarray, compact: bool = True) -> np.ndarray:
-        """(G, len(rows)) similarities of the kept frames' queries ``q`` to places ``rows``."""
-        return self._sims[self._slots(rows, q, compact)][:, self._columns()].T
+    def _cached_sims(self, rows: np.ndarray, compact: bool = True) -> np.ndarray:
+        """(G, len(rows)) similarities of the kept frames to places ``rows`` (sorted, unique)."""
+        return self._sims[self._slots(rows, compact)][:, self._columns()].T
 
-    def _slots(self, rows: np.ndarray, q: np.ndarray, compact: bool = True) -> np.ndarray:
-        """Row-cache slots of places ``rows`` (sorted, unique), fetching and multiplying the
-        rows not cached yet with the kept frames' queries ``q``."""
+    def _slots(self, rows: np.ndarray, compact: bool = True) -> np.ndarray:
+        """Row-cache slots of places ``rows`` (sorted, unique), fetching the rows not cached
+        yet and multiplying them with the kept frames' queries."""
         k = self._n_slots
         order = np.argsort(self._ids[:k], kind="stable")
         sorted_ids = self._ids[:k][order]
@@ -215,15 +218,16 @@ class ShortlistSequenceMatcher:
             new = np.concatenate((free, np.arange(k, need)))
             self._ids[new] = missing
             self._upto[new] = _NEVER  # a reused slot's values were another place's
-            self._fetch(missing, new, q)
+            self._fetch(missing, new)
             slots[~found] = new
             self._n_slots = need
             self._live += len(missing)
         return slots
 
-    def _fetch(self, ids: np.ndarray, slots: np.ndarray, q: np.ndarray) -> None:
+    def _fetch(self, ids: np.ndarray, slots: np.ndarray) -> None:
         """Rows ``ids`` (sorted) into cache ``slots`` and their similarities to the kept frames'
-        queries ``q``, read and decoded into buffers kept across frames (at 1M places most of
+        queries (the whole ring: a column whose frame is not kept is rewritten when its next
+        frame arrives), read and decoded into buffers kept across frames (at 1M places most of
         a frame's 30 candidates are new places: ~1000 rows, 13 MB as float32)."""
         m = len(ids)
         if len(self._fresh) < m:
@@ -236,7 +240,7 @@ class ShortlistSequenceMatcher:
             raw = self.store.rows(ids)
         fresh = as_float32(raw, self._fresh[:m])
         self._rows[slots] = fresh
-        self._sims[np.ix_(slots, self._columns())] = fresh @ q.T  # not _rows[slots]: a gather
+        self._sims[slots] = fresh @ self._queries.T  # not _rows[slots]: a gather
 
     def update(self, query: np.ndarray, n: int, candidates: np.ndarray) -> SequenceResult | None:
         """One frame: its unit descriptor, the eligible-place count and its retrieved ids."""
@@ -252,12 +256,12 @@ class ShortlistSequenceMatcher:
     # --------------------------------------------------------------- shortlist
     def _ends(self, n: int, used: int) -> np.ndarray:
         frames = list(self.frames)[::-1]  # frames[k]: k frames back
-        offs = np.unique(self.p._offsets[:, :used], axis=0)
+        steps = self._steps(used)
         starts = [frames[0].candidates]
         for k in range(1, used):
             c = frames[k].candidates[: self.carry]
             if len(c):
-                starts.append((c[:, None] + np.unique(offs[:, k])[None, :]).ravel())
+                starts.append((c[:, None] + steps[k][None, :]).ravel())
         if self.prev_index is not None:
             starts.append(self.prev_index + np.arange(3))
         if len(self.prev_peaks):  # last frame's best-scoring ends (the runners-up live on)
@@ -265,6 +269,13 @@ class ShortlistSequenceMatcher:
         if not starts:
             return np.zeros(0, dtype=np.int64)
         return _window_union(np.unique(np.concatenate(starts)), self.radius, n)
+
+    def _steps(self, used: int) -> list[np.ndarray]:
+        """Distinct place offsets of the frame k back, per k (fixed per ``used``: cached)."""
+        if used not in self._steps_cache:
+            offs = self.p._offsets[:, :used]
+            self._steps_cache[used] = [np.unique(offs[:, k]) for k in range(used)]
+        return self._steps_cache[used]
 
     # --------------------------------------------------------------- scoring
     def _score(self, ends: np.ndarray, n: int, used: int) -> SequenceResult:
@@ -331,8 +342,7 @@ class ShortlistSequenceMatcher:
         n_g = np.array([f.n for f in frames])  # column lengths
         g_count = len(frames)
         rows = _window_union(need, r, int(n_g.max()))
-        q = np.stack([f.query for f in frames])
-        slots = self._slots(rows, q)
+        slots = self._slots(rows)
         s_need = slots[np.searchsorted(rows, need)]
         cols = self._columns()
         cont = self._upto[s_need] == self._frame_no - 1  # values known up to the last frame
