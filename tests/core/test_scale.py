@@ -162,6 +162,18 @@ def test_column_moments_give_the_exact_std() -> None:
             assert step.std(q) == pytest.approx(exact, rel=1e-5), n
 
 
+def test_quadratic_form_from_the_upper_blocks_is_exact() -> None:
+    from lavpr_ros.core.sequence_shortlist import _quadratic_form
+
+    rng = np.random.default_rng(1)
+    for dim in (1001, 3328):  # odd halves; the default encoder's size (two levels of blocks)
+        x = rng.standard_normal((300, dim)).astype(np.float32)
+        c = x.T @ x
+        q = rng.standard_normal(dim).astype(np.float32)
+        exact = float(q.astype(np.float64) @ c.astype(np.float64) @ q)
+        assert _quadratic_form(c, q) == pytest.approx(exact, rel=1e-5)
+
+
 def test_auto_index_choice_per_size() -> None:
     assert choose_index(10_000, 1280)["index_type"] == "flat"
     big = choose_index(1_000_000, 1280)

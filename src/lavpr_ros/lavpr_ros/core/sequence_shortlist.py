@@ -95,10 +95,26 @@ class ColumnMoments:
             return 0.0
         q32 = np.asarray(q, dtype=np.float32)
         mean = float(q32.astype(np.float64) @ self.s) / self.m
-        second = float(q32 @ (self.c @ q32))
+        second = _quadratic_form(self.c, q32)
         if self._k:
             second += float(np.sum((self._block[: self._k] @ q32).astype(np.float64) ** 2))
         return math.sqrt(max(second / self.m - mean * mean, 0.0))
+
+
+def _quadratic_form(c: np.ndarray, q: np.ndarray, depth: int = 2) -> float:
+    """q^T c q for a symmetric ``c``, reading its diagonal blocks and the blocks above them
+    (views, no copies): 62.5 % of the matrix at depth 2. The product is memory-bound (a full
+    pass reads 44 MB per keyframe at 3328-d): 1.4 -> 1.0 ms here; deeper, the smaller
+    products' overheads win."""
+    h = len(q) // 2
+    if depth == 0 or h < 256:
+        return float(q @ (c @ q))
+    upper = float(q[:h] @ (c[:h, h:] @ q[h:]))
+    return (
+        _quadratic_form(c[:h, :h], q[:h], depth - 1)
+        + 2.0 * upper
+        + _quadratic_form(c[h:, h:], q[h:], depth - 1)
+    )
 
 
 class ShortlistSequenceMatcher:
