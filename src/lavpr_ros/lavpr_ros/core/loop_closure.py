@@ -296,7 +296,9 @@ class LoopClosureDetector:
             if c.sequence_search == "shortlist" and sequence_encoder is not None:
                 raise ValueError("sequence_search 'shortlist' needs sequence_model off")
             if c.sequence_search != "full" and sequence_encoder is None:  # SeqNet: full scores
-                self.shortlist = ShortlistSequenceMatcher(self.matcher, place_map.store)
+                self.shortlist = ShortlistSequenceMatcher(
+                    self.matcher, place_map.store, dense_scores=False
+                )
         self.min_sequence_frames = (
             max(1, c.sequence_length // 2)
             if c.min_sequence_frames is None

@@ -121,15 +121,24 @@ class ShortlistSequenceMatcher:
     """Same parameters and results as :class:`SequenceMatcher`, fed with query descriptors.
 
     ``radius``: end places scored either side of every candidate and carried-forward place.
-    ``result.scores`` is full length with ``-inf`` outside the shortlist.
+    ``result.scores`` is full length with ``-inf`` outside the shortlist; with
+    ``dense_scores=False`` it is empty (a 4 MB array per keyframe at 1M places that the loop
+    closure detector never reads: it uses index, score and confidence).
     """
 
-    def __init__(self, matcher: SequenceMatcher, store: DescriptorStore, radius: int | None = None):
+    def __init__(
+        self,
+        matcher: SequenceMatcher,
+        store: DescriptorStore,
+        radius: int | None = None,
+        dense_scores: bool = True,
+    ):
         self.p = matcher  # parameters (and offsets) only; its state is not used
         self.store = store
         self.radius = int(matcher.contrast_window if radius is None else radius)
         self.carry = 10  # candidates of each earlier frame carried forward along the velocities
         self.peaks = 64  # best end places of a frame carried to the next as shortlist centres
+        self.dense_scores = dense_scores
         self.moments = ColumnMoments(store.dim)
         self._steps_cache: dict[int, list[np.ndarray]] = {}
         self.reset()
@@ -325,8 +334,11 @@ class ShortlistSequenceMatcher:
             second, confidence = -math.inf, 0.0
         self.prev_index = index
         self.prev_peaks = ends[np.argsort(-sc, kind="stable")[: self.peaks]]
-        full = np.full(n, -np.inf, dtype=np.float32)
-        full[ends] = sc
+        if self.dense_scores:
+            full = np.full(n, -np.inf, dtype=np.float32)
+            full[ends] = sc
+        else:
+            full = np.zeros(0, dtype=np.float32)
         return SequenceResult(
             index=index,
             score=score,
