@@ -31,6 +31,7 @@ from .descriptor_store import DescriptorStore, as_float32
 from .sequence import SequenceMatcher, SequenceResult
 
 _EPS = 1e-12
+_MOVES = 256  # most rows moved down per compaction
 _NEVER = -(2**62)  # ``_upto`` of a slot with no values
 
 
@@ -220,11 +221,22 @@ class ShortlistSequenceMatcher:
             used = np.zeros(k, dtype=bool)
             used[slots[found]] = True
             self._ids[:k][~used] = -1
-            self._live = int(used.sum())
-            # New rows fill the lowest free slots, so the top empties over time: slots above
-            # the last live one leave the range every new frame is multiplied with (record).
-            live = np.flatnonzero(used)
-            k = self._n_slots = int(live[-1]) + 1 if len(live) else 0
+            live = self._live = int(used.sum())
+            # Then up to _MOVES of the rows above the first ``live`` slots move down into the
+            # holes below: a new frame multiplies fewer empty slots (record), and this frame's
+            # new rows more often fill one contiguous block (decoded in place, no scatter).
+            # Moving all of them (~1000 rows, 3 ms) cost more at p95 than it saved.
+            src = (np.flatnonzero(used[live:]) + live)[-_MOVES:]
+            if len(src):
+                dst = np.flatnonzero(~used[:live])[: len(src)]
+                for a in (self._ids, self._rows, self._sims, self._z, self._v, self._upto):
+                    a[dst] = a[src]
+                self._ids[src] = -1
+                used[dst], used[src] = True, False
+                moved = np.arange(k)
+                moved[src] = dst
+                slots[found] = moved[slots[found]]
+            k = self._n_slots = int(np.flatnonzero(used)[-1]) + 1 if live else 0
         missing = rows[~found]
         if len(missing):
             free = np.flatnonzero(self._ids[:k] < 0)[: len(missing)]
@@ -263,6 +275,11 @@ class ShortlistSequenceMatcher:
             raw = self.store.sorted_rows_native(ids, self._raw)
         else:  # a small map held in RAM as float32
             raw = self.store.rows(ids)
+        a = int(slots[0])
+        if int(slots[-1]) - a == m - 1:  # one block of slots (after a compaction): in place
+            block = as_float32(raw, self._rows[a : a + m])
+            self._sims[a : a + m] = block @ self._queries.T
+            return
         fresh = as_float32(raw, self._fresh[:m])
         self._rows[slots] = fresh
         self._sims[slots] = fresh @ self._queries.T  # not _rows[slots]: a gather
