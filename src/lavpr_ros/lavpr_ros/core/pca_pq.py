@@ -8,7 +8,7 @@ dimension), a *full* scan of small codes is both fast and accurate:
 1. a linear map to ``pca_dim`` (256) dims: the top principal directions of the map's rows,
    followed by a random rotation so each sub-quantiser gets a similar share of the variance;
 2. 4-bit product quantisation with 2 dims per code, scanned with faiss's SIMD fast-scan
-   (64 B per place; the whole 1M-place scan takes ~3 ms);
+   (64 B per place; the whole 1M-place scan takes 3-6 ms, memory-bound);
 3. the scan's best ``K_FACTOR`` x k re-ranked with 8-bit scalar-quantised projections (256 B per
    place), and the caller re-scores the survivors exactly with the stored float rows.
 
