@@ -214,9 +214,9 @@ class DescriptorStore:
 
     def sorted_rows_native(self, ids: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Rows ``ids`` (sorted, unique) in the storage dtype, written into ``out`` (a
-        C-contiguous array of at least ``len(ids)`` rows, reused by a caller that fetches every
-        frame: a fresh multi-MB array costs a page fault per 4 KB on first write, ~2 ms for
-        the ~1000 rows of a keyframe's shortlist at 1M places). Returns ``out[:len(ids)]``."""
+        C-contiguous array of at least ``len(ids)`` rows: a buffer the shortlist keeps across
+        keyframes, so the rows are not copied again on their way to its row cache). Returns
+        ``out[:len(ids)]``."""
         m = len(ids)
         assert self.native_rows and out.dtype == self.dtype
         assert out.flags.c_contiguous and len(out) >= m

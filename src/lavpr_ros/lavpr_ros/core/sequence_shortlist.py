@@ -10,6 +10,7 @@ those end places it recomputes the full matcher's normalised values exactly from
 descriptors: map-side z-scores over the same ±``contrast_window`` neighbours (clipped at the
 same column ends), the same global-std floor (from running first and second moments of the
 map's rows, so no pass over the map per frame), and the query-side z-score over the same frames.
+Each (frame, place) value is computed once and kept while the place stays in the shortlists.
 
 What can differ: the runner-up. Local contrast normalisation lifts places that stand out from
 their neighbours even at a low raw cosine (on Nordland a full-matcher runner-up ranked 683rd
@@ -201,10 +202,6 @@ class ShortlistSequenceMatcher:
         slots = self._slots(uniq, compact=False)
         return self._sims[slots, self._frame_no % self._sims.shape[1]][inverse]
 
-    def _cached_sims(self, rows: np.ndarray, compact: bool = True) -> np.ndarray:
-        """(G, len(rows)) similarities of the kept frames to places ``rows`` (sorted, unique)."""
-        return self._sims[self._slots(rows, compact)][:, self._columns()].T
-
     def _slots(self, rows: np.ndarray, compact: bool = True) -> np.ndarray:
         """Row-cache slots of places ``rows`` (sorted, unique), fetching the rows not cached
         yet and multiplying them with the kept frames' queries."""
@@ -276,7 +273,7 @@ class ShortlistSequenceMatcher:
         else:  # a small map held in RAM as float32
             raw = self.store.rows(ids)
         a = int(slots[0])
-        if int(slots[-1]) - a == m - 1:  # one block of slots (after a compaction): in place
+        if int(slots[-1]) - a == m - 1:  # one block of slots: decoded in place
             block = as_float32(raw, self._rows[a : a + m])
             self._sims[a : a + m] = block @ self._queries.T
             return
