@@ -406,19 +406,11 @@ class ShortlistSequenceMatcher:
             z = self._contrast(sims, sub, part, n_g[-1:], np.array([frames[-1].std]))
             s_part = s_need[cont]
             self._z[s_part, cols[-1]] = z[0]
-            qwin = p.query_window if p.contrast_normalise else 0
-            if qwin > 1:  # query-side z-score over the window's kept frames, cached z
-                back = min(qwin, g_count)
-                hist = self._z[s_part][:, cols[g_count - back :]].T  # (back, len(part))
-                valid = part[None, :] < n_g[g_count - back :, None]
-                cnt = valid.sum(axis=0)
-                den = np.maximum(cnt, 1)
-                mean = hist.sum(axis=0) / den
-                var = np.maximum((hist * hist).sum(axis=0) / den - mean * mean, 0.0)
-                qz = (z[0] - mean) / np.sqrt(var + p.std_floor**2 + _EPS)
-                self._v[s_part, cols[-1]] = np.where(valid[-1], np.where(cnt >= 2, qz, z[0]), 0.0)
-            else:
-                self._v[s_part, cols[-1]] = z[0]
+            # query side: the cached z of the frames in the newest one's window
+            back = min(max(p.query_window, 1), g_count)
+            hist = self._z[s_part][:, cols[g_count - back :]].T  # (back, len(part))
+            valid = part[None, :] < n_g[g_count - back :, None]
+            self._v[s_part, cols[-1]] = self._query_side(hist, valid, 1)[0]
         self._upto[s_need] = self._frame_no
         return self._v[s_need][:, cols[g_count - used :]].T
 
